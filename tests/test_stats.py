@@ -1,0 +1,83 @@
+"""The shared theory-versus-simulation statistics (simulate.stats).
+
+Calibration checks use synthetic replicates whose true mean is known exactly, so
+they test the machinery alone; the settings' own Monte Carlo agreement is tested
+in the setting-specific files.
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+from simulate.stats import DIVERGES, HEAVY, HEAVY_TAIL_SKEW, NO_THEORY, TESTED, compare, summarize
+
+
+def test_summarize_matches_numpy_and_handles_constants_and_infinities():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(50, 4))
+    x[:, 2] = 0.0
+    x[:, 3] = -np.inf
+    s = summarize(x)
+    assert np.allclose(s.mean[:2], x[:, :2].mean(axis=0))
+    assert np.allclose(s.sem[:2], x[:, :2].std(axis=0, ddof=1) / math.sqrt(50))
+    assert s.mean[2] == 0.0 and s.sem[2] == 0.0
+    assert s.mean[3] == -np.inf and s.sem[3] == 0.0
+    assert not np.isnan(s.mean).any() and not np.isnan(s.sem).any()
+
+
+def _normal_case(seed, shift=0.0, reps=400, iters=20):
+    rng = np.random.default_rng(seed)
+    mu = np.linspace(1.0, 3.0, iters)
+    x = mu + rng.normal(size=(reps, iters))
+    theory = {"replace": {"m": tuple(mu + shift)}}
+    return theory, {"replace": {"m": x}}
+
+
+def test_false_alarm_rate_is_at_most_alpha():
+    # 400 independent calls with a correct theory; Holm controls the family-wise
+    # rate at alpha = 0.05 per call.  Under H0 the count is <= Binomial(400, 0.05);
+    # P(Binomial(400, 0.05) > 32) < 1e-3, so this check's own false-alarm rate is < 1e-3.
+    alarms = sum(not compare("toy", *_normal_case(seed), alpha=0.05).consistent
+                 for seed in range(400))
+    assert alarms <= 32
+
+
+def test_negative_control_wrong_theory_is_rejected():
+    # Theory off by 0.3 sd at every iteration (15 sems with 2500 replicates).
+    theory, samples = _normal_case(7, shift=0.3, reps=2500)
+    result = compare("toy", theory, samples, alpha=0.01)
+    assert not result.consistent
+    assert result.verdicts[("replace", "m")] == "INCONSISTENT"
+
+
+def test_statuses_no_theory_diverges_and_exact_infinities():
+    x = np.ones((10, 3))
+    x[:, 1] = np.inf
+    samples = {"replace": {"a": x, "b": np.random.default_rng(0).normal(size=(10, 3)) + 5}}
+    theory = {"replace": {"a": (1.0, math.inf, 1.0), "b": (math.inf, math.inf, math.inf)}}
+    result = compare("toy", theory, samples)
+    st = dict(zip([(r[3], r[2]) for r in result.table.rows], result.status))
+    assert st[("a", 1)] == TESTED and st[("a", 2)] == TESTED  # inf == inf exactly
+    assert st[("b", 1)] == DIVERGES
+    assert result.consistent
+    result2 = compare("toy", {"replace": {}}, {"replace": {"a": x}})
+    assert set(result2.status) == {NO_THEORY}
+
+
+def test_heavy_tail_flag_lognormal_but_not_chi_square():
+    rng = np.random.default_rng(3)
+    reps = 2000
+    heavy = np.exp(rng.normal(scale=math.sqrt(6.0), size=(reps, 1)))  # log-variance 6
+    light = rng.chisquare(1, size=(reps, 1))
+    assert summarize(heavy, lower=0.0).skew_of_mean[0] > HEAVY_TAIL_SKEW
+    assert summarize(light, lower=0.0).skew_of_mean[0] < HEAVY_TAIL_SKEW
+    result = compare("toy", {"replace": {"h": (math.exp(3.0),)}}, {"replace": {"h": heavy}},
+                     lower_bounds={"h": 0.0})
+    assert result.status == [HEAVY]
+
+
+def test_alpha_is_validated():
+    theory, samples = _normal_case(0)
+    with pytest.raises(ValueError):
+        compare("toy", theory, samples, alpha=1.5)
