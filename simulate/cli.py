@@ -144,7 +144,10 @@ def theory_table(setting: Setting, config, workflows: Sequence[str], iterations:
     table = Table(THEORY_COLUMNS)
     values: dict[str, dict[str, tuple[float, ...]]] = {}
     for workflow in workflows:
-        result = setting.theory(config, workflow, iterations)
+        try:
+            result = setting.theory(config, workflow, iterations)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
         values[workflow] = {}
         for metric, series in result.values.items():
             series = tuple(float(v) * scale for v in series)

@@ -64,5 +64,5 @@ def register(setting: Setting) -> Setting:
 def settings() -> dict[str, Setting]:
     """All registered adapters, importing the built-in ones on first use."""
     if not _REGISTRY:
-        from simulate import setting_gaussian  # noqa: F401  (registers itself)
+        from simulate import setting_gaussian, setting_kde  # noqa: F401  (they register)
     return dict(_REGISTRY)
