@@ -242,15 +242,19 @@ def compare(
             row[9] = not bool(rej)
             table.rows[i] = tuple(row)
     result = ComparisonResult(table=table, status=status, alpha=alpha)
+    groups: dict[tuple[str, str], list[int]] = {}
     for i, row in enumerate(table.rows):
-        key = (row[1], row[3])
-        verdict = result.verdicts.get(key, "untested")
-        if status[i] == TESTED:
-            if row[9] is False:
-                verdict = "INCONSISTENT"
-            elif verdict == "untested":
-                verdict = "consistent"
-        result.verdicts[key] = verdict
+        groups.setdefault((row[1], row[3]), []).append(i)
+    for key, idx in groups.items():
+        tested = [i for i in idx if status[i] == TESTED]
+        if any(table.rows[i][9] is False for i in tested):
+            result.verdicts[key] = "INCONSISTENT"
+        elif tested:
+            result.verdicts[key] = "consistent"
+        else:
+            # Nothing testable: say why (the most common reason among its rows).
+            reasons = [status[i] for i in idx]
+            result.verdicts[key] = max(set(reasons), key=reasons.count)
     return result
 
 
