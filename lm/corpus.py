@@ -1,0 +1,312 @@
+"""Documents of real human-written text, and the fixed seeded splits of them.
+
+Default corpus (``--dataset python-docs``), available offline wherever Python is:
+
+* the paragraphs of ``pydoc_data.topics`` (the reference-manual topics that
+  ``help()`` shows: the Python Language Reference and Library Reference text),
+* the paragraphs of the docstrings (of modules, classes and functions) in the
+  top-level standard-library ``.py`` files (read with :mod:`ast`, never
+  imported).
+
+Both are written by the Python developers and distributed with CPython under
+the Python Software Foundation License (PSF-2.0).  A paragraph is a
+blank-line-separated block with its whitespace collapsed to single spaces; a
+document is a paragraph of 80 to 600 characters at least 60% of whose
+characters are letters (this drops grammar rules, tables and interactive
+sessions that are mostly symbols), with exact duplicates removed.  On CPython
+3.11 this gives about 3,960 documents and 774,000 characters (1,114
+documents and 313,000 characters from ``pydoc_data.topics`` alone).  The corpus
+depends on the Python version, so its SHA-256 fingerprint is part of every
+run's configuration and of the base model's cache key.
+
+Other sources (``--dataset``): a local ``.txt`` file (blank-line-separated
+documents), a local ``.jsonl`` file (one JSON object per line, text in
+``--text-field``, default ``text``), or a Hugging Face hub data set name loaded
+with the ``datasets`` package (not required otherwise).  A hub record with
+``prompt`` and ``response`` fields (e.g. ``nvidia/HelpSteer2``) is rendered as
+``user: {prompt}\\nassistant: {response}`` as in the paper.
+
+Splits (:func:`make_splits`): one seeded permutation of the documents cuts them
+into three disjoint parts, a pretraining split (for the default base model),
+a held-out evaluation set, and a pool; each replicate seed draws its real
+training set of ``n`` documents from the pool without replacement
+(:func:`real_training_indices`).  So the base model and the evaluation set are
+shared by all seeds, while the real data vary between seeds as a replicate's
+real sample does in the Gaussian and KDE settings.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import hashlib
+import json
+import re
+import sysconfig
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from lm import seeding
+from simulate.errors import UsageError
+
+DEFAULT_DATASET = "python-docs"
+MIN_CHARS = 80
+MAX_CHARS = 600
+MIN_LETTER_FRACTION = 0.6
+
+_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+_DOCUMENTED = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """A named list of documents with where they came from."""
+
+    name: str
+    documents: tuple[str, ...]
+    provenance: str
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.documents)
+
+    @property
+    def n_chars(self) -> int:
+        return sum(len(d) for d in self.documents)
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Disjoint index sets into a corpus's documents."""
+
+    pretrain: tuple[int, ...]
+    evaluation: tuple[int, ...]
+    pool: tuple[int, ...]
+
+
+def fingerprint(documents: Sequence[str]) -> str:
+    """SHA-256 (hex) of the documents, each length-prefixed, in order."""
+    digest = hashlib.sha256()
+    for doc in documents:
+        data = doc.encode("utf-8")
+        digest.update(len(data).to_bytes(8, "little"))
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def _is_prose(paragraph: str) -> bool:
+    if not MIN_CHARS <= len(paragraph) <= MAX_CHARS:
+        return False
+    letters = sum(ch.isalpha() for ch in paragraph)
+    return letters >= MIN_LETTER_FRACTION * len(paragraph)
+
+
+def _paragraphs(text: str) -> list[str]:
+    return [" ".join(p.split()) for p in _PARAGRAPH_BREAK.split(text)]
+
+
+def _dedupe(docs: list[str]) -> tuple[str, ...]:
+    seen: set[str] = set()
+    out = []
+    for doc in docs:
+        if doc not in seen:
+            seen.add(doc)
+            out.append(doc)
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=1)
+def default_corpus() -> Corpus:
+    """The ``python-docs`` corpus described in the module docstring (built once per process)."""
+    from pydoc_data.topics import topics
+
+    docs: list[str] = []
+    for key in sorted(topics):
+        docs.extend(p for p in _paragraphs(topics[key]) if _is_prose(p))
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    for path in sorted(stdlib.glob("*.py")):
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (SyntaxError, UnicodeDecodeError, OSError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, _DOCUMENTED):
+                doc = ast.get_docstring(node)
+                if doc:
+                    docs.extend(p for p in _paragraphs(doc) if _is_prose(p))
+    return Corpus(
+        name=DEFAULT_DATASET,
+        documents=_dedupe(docs),
+        provenance=(
+            "paragraphs of pydoc_data.topics and of standard-library docstrings "
+            "(CPython documentation, PSF License)"
+        ),
+    )
+
+
+def _read_txt(path: Path) -> list[str]:
+    text = path.read_text(encoding="utf-8")
+    return [p.strip() for p in _PARAGRAPH_BREAK.split(text) if p.strip()]
+
+
+def _read_jsonl(path: Path, text_field: str) -> list[str]:
+    docs = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise UsageError(f"--dataset: {path} line {number} is not JSON ({exc.msg})") from None
+            if not isinstance(record, dict) or text_field not in record:
+                keys = ", ".join(sorted(record)) if isinstance(record, dict) else "none"
+                raise UsageError(
+                    f"--text-field: {path} line {number} has no field {text_field!r} "
+                    f"(fields: {keys})"
+                )
+            text = record[text_field]
+            if not isinstance(text, str):
+                raise UsageError(f"--text-field: {path} line {number}: {text_field!r} is not a string")
+            if text.strip():
+                docs.append(text.strip())
+    return docs
+
+
+def render_record(record: dict, text_field: str | None) -> str:
+    """The document text of one hub record.
+
+    ``text_field`` given: that field.  Otherwise ``prompt`` and ``response``
+    give ``"user: {prompt}\\nassistant: {response}"`` (the paper's HelpSteer2
+    rendering), else the ``text`` field.
+    """
+    if text_field is not None:
+        if text_field not in record:
+            raise UsageError(
+                f"--text-field: records have no field {text_field!r} (fields: {', '.join(sorted(record))})"
+            )
+        return str(record[text_field])
+    if "prompt" in record and "response" in record:
+        return f"user: {record['prompt']}\nassistant: {record['response']}"
+    if "text" in record:
+        return str(record["text"])
+    raise UsageError(
+        f"--text-field: cannot tell which field holds the text (fields: {', '.join(sorted(record))}); "
+        "name one with --text-field"
+    )
+
+
+def _looks_like_path(spec: str) -> bool:
+    return (
+        spec.startswith(("/", ".", "~"))
+        or spec.endswith((".txt", ".jsonl", ".json"))
+        or "\\" in spec
+    )
+
+
+def _load_hub(name: str, text_field: str | None) -> list[str]:
+    from lm import hub
+
+    try:
+        import datasets  # noqa: F401  (optional dependency)
+    except ImportError:
+        raise UsageError(
+            f"--dataset: {name!r} is not a local file, and hub data sets need the `datasets` "
+            "package (pip install datasets); or pass a local .txt or .jsonl file"
+        ) from None
+    hub.require_hub(
+        "--dataset", name,
+        "pass a local .txt (blank-line separated documents) or .jsonl file instead",
+    )
+    try:
+        data = datasets.load_dataset(name, split="train")
+    except Exception as exc:  # any loader failure is a bad name or no access
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"--dataset: cannot load {name!r} from the hub: {first}") from None
+    return [d for d in (render_record(r, text_field).strip() for r in data) if d]
+
+
+def load_corpus(spec: str | None = None, text_field: str | None = None) -> Corpus:
+    """Resolve a ``--dataset`` value into a :class:`Corpus` (see module docstring).
+
+    ``None`` or ``"python-docs"`` gives :func:`default_corpus`.  Exact duplicate
+    documents are dropped so that the splits are disjoint in content too.
+    """
+    if spec is None or spec == DEFAULT_DATASET:
+        if text_field is not None:
+            raise UsageError("--text-field: only applies to a .jsonl or hub --dataset")
+        return default_corpus()
+    path = Path(spec).expanduser()
+    if path.is_file():
+        if path.suffix == ".txt":
+            if text_field is not None:
+                raise UsageError("--text-field: only applies to a .jsonl or hub --dataset")
+            docs = _read_txt(path)
+        elif path.suffix == ".jsonl":
+            docs = _read_jsonl(path, text_field or "text")
+        else:
+            raise UsageError(f"--dataset: {spec!r} must end in .txt or .jsonl")
+        provenance = f"local file {path.resolve()}"
+    elif path.exists():
+        raise UsageError(f"--dataset: {spec!r} is not a file")
+    elif _looks_like_path(spec):
+        raise UsageError(f"--dataset: no such file {spec!r}")
+    else:
+        docs = _load_hub(spec, text_field)
+        provenance = f"Hugging Face hub data set {spec} (train split)"
+    documents = _dedupe(docs)
+    if not documents:
+        raise UsageError(f"--dataset: {spec!r} holds no documents")
+    return Corpus(name=spec, documents=documents, provenance=provenance)
+
+
+def make_splits(n_docs: int, n_pretrain: int, n_eval: int, split_seed: int) -> Splits:
+    """Cut ``range(n_docs)`` into disjoint pretraining, evaluation and pool sets.
+
+    One permutation drawn from ``seeding.numpy_rng(split_seed, 0, "split")``;
+    the first ``n_pretrain`` indices pretrain, the next ``n_eval`` evaluate,
+    the rest form the pool.  Each part is returned sorted.
+    """
+    if n_pretrain < 0 or n_eval < 1:
+        raise ValueError("need n_pretrain >= 0 and n_eval >= 1")
+    if n_pretrain + n_eval >= n_docs:
+        raise ValueError("no documents left for the pool")
+    order = seeding.numpy_rng(split_seed, 0, seeding.SPLIT).permutation(n_docs)
+    pretrain = tuple(sorted(int(i) for i in order[:n_pretrain]))
+    evaluation = tuple(sorted(int(i) for i in order[n_pretrain:n_pretrain + n_eval]))
+    pool = tuple(sorted(int(i) for i in order[n_pretrain + n_eval:]))
+    return Splits(pretrain, evaluation, pool)
+
+
+def check_sizes(n_docs: int, n_pretrain: int, n_eval: int, n: int, dataset: str) -> None:
+    """:class:`UsageError` unless the corpus holds pretraining + evaluation + ``n`` documents."""
+    need = n_pretrain + n_eval + n
+    if need > n_docs:
+        raise UsageError(
+            f"--n: {dataset!r} has {n_docs} documents but the run needs {need} "
+            f"(pretraining {n_pretrain} + --n-eval {n_eval} + --n {n}); lower --n or --n-eval"
+            + (" (or use --model, which skips pretraining)" if n_pretrain else "")
+        )
+
+
+def real_training_indices(splits: Splits, n: int, seed: int) -> tuple[int, ...]:
+    """The real training set of replicate ``seed``: ``n`` pool indices without replacement.
+
+    Drawn from ``seeding.numpy_rng(seed, 0, "real")``, independent of the workflow.
+    """
+    if n > len(splits.pool):
+        raise ValueError("n exceeds the pool")
+    rng = seeding.numpy_rng(seed, 0, seeding.REAL)
+    chosen = rng.choice(len(splits.pool), size=n, replace=False)
+    return tuple(splits.pool[int(i)] for i in chosen)
+
+
+def select(documents: Sequence[str], indices: Sequence[int]) -> list[str]:
+    return [documents[i] for i in indices]
+
+
+__all__ = [
+    "Corpus", "Splits", "DEFAULT_DATASET", "default_corpus", "load_corpus", "render_record",
+    "make_splits", "check_sizes", "real_training_indices", "fingerprint", "select",
+]

@@ -1,0 +1,232 @@
+"""The base model: built, pretrained and cached locally by default, or loaded by name.
+
+Default base (no ``--model``): a byte-level BPE tokenizer (``tokenizers``) with
+``vocab_size`` entries and one special token ``<|endoftext|>`` (begin and end of
+text, as in GPT-2), trained on the pretraining split only; and a GPT-2 causal
+LM (``transformers.GPT2LMHeadModel``) built from the preset's config and
+pretrained on that split with :func:`lm.training.train`.  Both are saved with
+``save_pretrained`` in ``<cache>/base-<key>/`` where ``key`` is the SHA-256 of
+everything that determines them (preset fields, corpus fingerprint, split
+indices, split seed, library versions), so they are built once per setting and
+reused by every run, seed and workflow (:mod:`lm.cache`: ``--cache-dir``,
+else ``$COLLAPSE_LM_CACHE``, else ``~/.cache/collapse-lm``).  An entry is
+built in a temporary directory and renamed into place, so a killed build never
+leaves a half entry.
+
+``--model NAME_OR_PATH`` loads any causal LM and its tokenizer with
+``from_pretrained`` instead: an existing directory is read locally; any other
+name is looked up in the local Hugging Face cache first and downloaded only if
+the hub is reachable (otherwise a one-line error says how to pass a local
+directory).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import torch  # noqa: E402
+import transformers  # noqa: E402
+from transformers import (  # noqa: E402
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GPT2Config,
+    GPT2LMHeadModel,
+    PreTrainedTokenizerFast,
+)
+
+from lm import seeding, training  # noqa: E402
+from lm.cache import settings_key  # noqa: E402
+from lm.presets import Preset  # noqa: E402
+from simulate.errors import UsageError  # noqa: E402
+
+transformers.utils.logging.set_verbosity_error()
+transformers.utils.logging.disable_progress_bar()
+
+ENDOFTEXT = "<|endoftext|>"
+_META = "collapse-base.json"
+
+
+@dataclass
+class Bundle:
+    """A causal LM with its tokenizer and the token ids the loop needs."""
+
+    model: torch.nn.Module
+    tokenizer: object
+    bos_id: int
+    eos_id: int
+    pad_id: int
+    max_positions: int
+    source: str
+
+    @property
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+
+def train_tokenizer(texts: Sequence[str], vocab_size: int) -> PreTrainedTokenizerFast:
+    """A byte-level BPE with ``vocab_size`` entries (incl. ``<|endoftext|>``) trained on ``texts``."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    core = Tokenizer(models.BPE())
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[ENDOFTEXT],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    core.train_from_iterator(list(texts), trainer=trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=core, bos_token=ENDOFTEXT, eos_token=ENDOFTEXT, pad_token=ENDOFTEXT,
+    )
+
+
+def build_model(preset: Preset, vocab_size: int, special_id: int) -> GPT2LMHeadModel:
+    """A freshly initialised GPT-2 of the preset's shape (initialisation uses the global torch RNG)."""
+    config = GPT2Config(
+        vocab_size=vocab_size, n_positions=preset.context, n_embd=preset.n_embd,
+        n_layer=preset.n_layer, n_head=preset.n_head, resid_pdrop=preset.dropout,
+        embd_pdrop=preset.dropout, attn_pdrop=preset.dropout,
+        bos_token_id=special_id, eos_token_id=special_id, pad_token_id=special_id,
+    )
+    return GPT2LMHeadModel(config)
+
+
+def ensure_default_base(
+    preset: Preset,
+    pretrain_texts: Sequence[str],
+    settings: dict,
+    cache_dir: Path,
+    *,
+    show_progress: bool = False,
+    log=None,
+) -> Path:
+    """Path of the cached base for ``settings``; trains tokenizer and model first if absent.
+
+    Tokenizer and model are trained on ``pretrain_texts`` (seed:
+    ``seeding.torch_seed(split_seed, 0, "pretrain")``), then saved with
+    ``save_pretrained`` next to a ``collapse-base.json`` holding ``settings``
+    and the pretraining statistics.
+    """
+    key = settings_key(settings)
+    target = Path(cache_dir) / f"base-{key}"
+    if (target / _META).is_file():
+        return target
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    if log:
+        log(f"building base model {target.name} (tokenizer + pretraining on {len(pretrain_texts)} documents)")
+    tokenizer = train_tokenizer(pretrain_texts, preset.vocab_size)
+    special = tokenizer.convert_tokens_to_ids(ENDOFTEXT)
+    seed = seeding.torch_seed(settings["split_seed"], 0, seeding.PRETRAIN)
+    torch.manual_seed(seed)
+    model = build_model(preset, len(tokenizer), special)
+    sequences = training.encode(tokenizer, pretrain_texts, special, special)
+    stats = training.train(
+        model, training.all_windows(sequences, preset.context),
+        epochs=preset.pretrain_epochs, lr=preset.pretrain_lr, batch_size=preset.batch_size,
+        seed=seed, pad_id=special, weight_decay=preset.weight_decay,
+        desc="pretrain", show_progress=show_progress,
+    )
+    tmp = Path(tempfile.mkdtemp(dir=cache_dir, prefix=f".base-{key}-"))
+    try:
+        tokenizer.save_pretrained(tmp)
+        model.save_pretrained(tmp)
+        meta = {
+            "settings": settings,
+            "pretrain": {
+                "tokens": stats.tokens, "steps": stats.steps, "seconds": stats.seconds,
+                "tokens_per_second": stats.tokens_per_second, "last_loss": stats.last_loss,
+            },
+            "n_parameters": sum(p.numel() for p in model.parameters()),
+            "wall_seconds": time.perf_counter() - start,
+        }
+        (tmp / _META).write_text(json.dumps(meta, indent=1) + "\n")
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            # another process finished the same entry first: theirs is equivalent
+            if not (target / _META).is_file():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def base_meta(path: Path) -> dict:
+    """The ``collapse-base.json`` of a cached base."""
+    return json.loads((Path(path) / _META).read_text())
+
+
+def _is_path_like(spec: str) -> bool:
+    return spec.startswith(("/", ".", "~")) or (os.sep in spec and Path(spec).expanduser().exists())
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _from_pretrained(source: str, local_only: bool):
+    tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
+    model = AutoModelForCausalLM.from_pretrained(source, local_files_only=local_only, dtype=torch.float32)
+    return tokenizer, model
+
+
+def load(spec: str, *, context: int | None = None) -> Bundle:
+    """Load a causal LM and its tokenizer from a local directory or a hub name.
+
+    Begin-of-text is the tokenizer's BOS token, else its EOS token (GPT-2
+    style); end-of-text is its EOS token.  ``max_positions`` is the model's
+    position limit, capped at ``context`` when given.
+    """
+    from lm import hub
+
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        try:
+            tokenizer, model = _from_pretrained(str(path), local_only=True)
+        except Exception as exc:
+            raise UsageError(f"--model: cannot load a causal LM and tokenizer from {spec!r}: {_first_line(exc)}") from None
+    elif _is_path_like(spec) or path.exists():
+        raise UsageError(f"--model: no such model directory {spec!r}")
+    else:
+        try:
+            tokenizer, model = _from_pretrained(spec, local_only=True)
+        except Exception:
+            from lm.run import MODEL_ALTERNATIVE
+
+            hub.require_hub("--model", spec, MODEL_ALTERNATIVE)
+            try:
+                tokenizer, model = _from_pretrained(spec, local_only=False)
+            except Exception as exc:
+                raise UsageError(f"--model: cannot load {spec!r} from the hub: {_first_line(exc)}") from None
+    eos = tokenizer.eos_token_id
+    bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else eos
+    if eos is None or bos is None:
+        raise UsageError(f"--model: the tokenizer of {spec!r} has no end-of-text token")
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+    config = model.config
+    limit = None
+    for name in ("n_positions", "max_position_embeddings"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 1:
+            limit = value
+            break
+    limit = limit or 1024
+    if context is not None:
+        limit = min(limit, context)
+    model.eval()
+    return Bundle(model=model, tokenizer=tokenizer, bos_id=int(bos), eos_id=int(eos), pad_id=int(pad),
+                  max_positions=int(limit), source=spec)
