@@ -7,7 +7,7 @@ PIP := $(BIN)/python -m pip
 CONSTRAINTS := constraints/cpu.txt
 PYTEST_ARGS ?= -m "not slow"
 
-.PHONY: demo test test-slow bench clean
+.PHONY: demo test test-slow bench docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ $(VENV)/.stamp-demo: setup.cfg pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 
 $(VENV)/.stamp-test: setup.cfg pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 	$(PIP) install -q -c $(CONSTRAINTS) -e '.[test,lm]'
+	touch $@
+
+$(VENV)/.stamp-docs: setup.cfg pyproject.toml $(CONSTRAINTS) | $(BIN)/python
+	$(PIP) install -q -c $(CONSTRAINTS) -e '.[test,lm,docs]'
 	touch $@
 
 demo: $(VENV)/.stamp-demo
@@ -32,5 +36,8 @@ test-slow: $(VENV)/.stamp-test
 bench: $(VENV)/.stamp-test
 	$(BIN)/python benchmarks/gaussian.py
 
+docs: $(VENV)/.stamp-docs
+	$(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build/html
+
 clean:
-	rm -rf $(VENV) results docs/_build
+	rm -rf $(VENV) results docs/_build docs/_generated

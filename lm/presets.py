@@ -8,14 +8,17 @@ per iteration) and ``--n-eval`` may override the preset's defaults.
 
 Sizes are chosen for this project's 2-core CPU:
 
-``micro``  smoke tests only (seconds; the model barely learns).
-``tiny``   tests and ``make demo``: ``--workflow all --iterations 3 --seeds 1``
-           including tokenizer training and pretraining in about a minute.
-``small``  the documented run (DESIGN.md section 4's feasibility recipe: GPT-2
-           with 4 layers of width 128, context 160, 1,024-token byte-level BPE;
-           fine-tuned 1 epoch, AdamW lr 3e-4, on ``n = 200`` documents; but
-           pretrained 4 epochs on 2,000 documents instead of 900, since the
-           default corpus is larger than the one measured there).
+``micro``
+    smoke tests only (seconds; the model barely learns).
+``tiny``
+    tests and ``make demo``: ``--workflow all --iterations 3 --seeds 1``
+    including tokenizer training and pretraining in about a minute.
+``small``
+    the documented run (DESIGN.md section 4's feasibility recipe: GPT-2
+    with 4 layers of width 128, context 160, 1,024-token byte-level BPE;
+    fine-tuned 1 epoch, AdamW lr 3e-4, on ``n = 200`` documents; but
+    pretrained 4 epochs on 2,000 documents instead of 900, since the
+    default corpus is larger than the one measured there).
 """
 
 from __future__ import annotations

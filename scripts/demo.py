@@ -17,6 +17,14 @@ from pathlib import Path
 from simulate.cli import main as collapse
 from simulate.tables import Table
 
+KDE_RUNS = [
+    # (n, bandwidth, replicates): blobs truth, the paper's n and bandwidths.
+    (10, 0.1, 1000),
+    (10, 0.5, 1000),
+    (100, 0.1, 300),
+    (100, 0.5, 300),
+]
+
 GAUSSIAN_RUNS = [
     # (dim, n, replicates): the paper's d in {1, 10}, n in {10, 100}, 100 iterations.
     (1, 10, 2000),
@@ -43,7 +51,11 @@ def _verdicts(csv_path: Path) -> dict[str, str]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--output", type=Path, default=Path("results"))
-    parser.add_argument("--iterations", type=int, default=100)
+    parser.add_argument("--iterations", type=int, default=100,
+                        help="Gaussian iterations (default 100, as in the paper)")
+    parser.add_argument("--kde-iterations", type=int, default=30,
+                        help="KDE iterations (default 30: enough to show the shapes)")
+    parser.add_argument("--skip-lm", action="store_true", help="leave out the tiny LM run")
     args = parser.parse_args(argv)
     out = args.output
     out.mkdir(parents=True, exist_ok=True)
@@ -62,6 +74,30 @@ def main(argv=None) -> int:
         for workflow, text in _verdicts(Path(f"{stem}.csv")).items():
             lines.append(f"gaussian d={dim:<3d} n={n:<4d} {workflow:22s} {text}")
         lines.append(f"  ({time.perf_counter() - t0:.1f} s, {reps} replicates)")
+    for n, h, reps in KDE_RUNS:
+        stem = out / f"kde_blobs_n{n}_h{h}"
+        t0 = time.perf_counter()
+        code = collapse([
+            "compare", "kde", "--truth", "blobs", "--workflow", "all", "--n", str(n),
+            "--bandwidth", str(h), "--iterations", str(args.kde_iterations),
+            "--replicates", str(reps), "--seed", "2024",
+            "--format", "csv", "--output", f"{stem}.csv", "--plot", f"{stem}.png",
+        ])
+        status = max(status, code)
+        for workflow, text in _verdicts(Path(f"{stem}.csv")).items():
+            lines.append(f"kde blobs n={n:<4d} h={h:<4g} {workflow:22s} {text}")
+        lines.append(f"  ({time.perf_counter() - t0:.1f} s, {reps} replicates)")
+    if not args.skip_lm:
+        t0 = time.perf_counter()
+        lm_dir = out / "lm-tiny"
+        code = collapse(["lm", "run", "--workflow", "all", "--iterations", "3", "--seeds", "1",
+                         "--preset", "tiny", "--output", str(lm_dir), "--quiet"])
+        status = max(status, code)
+        code = collapse(["lm", "report", str(lm_dir), "--format", "table",
+                         "--output", str(out / "lm-tiny.txt"), "--plot", str(out / "lm-tiny.png")])
+        status = max(status, code)
+        lines.append(f"lm tiny preset: report in {out / 'lm-tiny.txt'} "
+                     f"({time.perf_counter() - t0:.1f} s)")
     print("\n== verdicts: exact theory vs Monte Carlo ==")
     print("\n".join(lines))
     print(f"results in {out}/ ({time.perf_counter() - start:.0f} s)")

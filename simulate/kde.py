@@ -1,7 +1,7 @@
 """Monte Carlo of the paper's iterated kernel density estimation, vectorised over replicates.
 
 The algorithm (one replicate; DESIGN.md sections 1 and 3).  ``D_1`` is ``n`` real points
-from the truth ``p0``.  Model ``t`` is the Gaussian KDE
+from the truth ``p0``.  Model ``t`` is the Gaussian KDE::
 
     p_hat_t(x) = (1/m_t) sum_{y in D_t} phi_{h_t}(x - y),   m_t = |D_t|,
     phi_h(u)   = (2 pi h^2)^(-d/2) exp(-|u|^2 / (2 h^2))      (the N(0, h^2 I_d) density),
@@ -9,10 +9,13 @@ from the truth ``p0``.  Model ``t`` is the Gaussian KDE
 and sampling from model ``t`` picks a uniform point of ``D_t`` and adds ``N(0, h_t^2 I_d)``
 noise, ``n`` times independently.  ``D_t`` for ``t >= 2``:
 
-``replace``               the ``n`` points drawn from model ``t-1``;
-``accumulate``            the real points plus all points drawn from models ``1..t-1`` (``t n``);
-``accumulate-subsample``  a uniform ``n``-subset, without replacement, of that pool, drawn
-                          afresh every iteration.
+``replace``
+    the ``n`` points drawn from model ``t-1``;
+``accumulate``
+    the real points plus all points drawn from models ``1..t-1`` (``t n``);
+``accumulate-subsample``
+    a uniform ``n``-subset, without replacement, of that pool, drawn
+    afresh every iteration.
 
 Bandwidth: a fixed ``h``, or ``scott`` / ``silverman`` re-estimated on ``D_t`` at every
 iteration exactly as sklearn's ``KernelDensity(bandwidth=...)`` does, which depends on

@@ -1,7 +1,7 @@
 """Theory-versus-simulation statistics: one implementation for every setting.
 
 For each (workflow, metric, iteration) the Monte Carlo gives ``R`` independent
-replicates ``X_1..X_R``.  The row is compared with the exact expectation ``mu`` by
+replicates ``X_1..X_R``.  The row is compared with the exact expectation ``mu`` by::
 
     z = (mean(X) - mu) / sem,   sem = sd(X) / sqrt(R),   p = 2 (1 - Phi(|z|)),
 
@@ -17,7 +17,7 @@ Heavy tails.  Under ``replace`` many metrics are products of independent random
 factors (``det``, ``tr``, ``tr Sigma^{-1}``), close to log-normal with a
 log-variance that grows linearly in ``t``.  The sample mean of such variables is
 dominated by rare replicates, so the z-test rejects a correct theory far more
-often than ``alpha``.  Each row's skewness-of-the-mean is estimated as
+often than ``alpha``.  Each row's skewness-of-the-mean is estimated as::
 
     g = min(skew(X), skew_LN(var log(X - lower))) / sqrt(R),
 
