@@ -3,7 +3,7 @@
 For each workflow, iteration ``t`` and metric the table holds the mean over
 replicate seeds ``m_t = (1/K) sum_s y_{s,t}`` and its standard error
 ``sem_t = sd_s(y_{s,t}) / sqrt(K)`` (sample standard deviation, ``K-1``
-divisor; ``nan`` when ``K = 1``), with ``replicates = K`` the number of seeds
+divisor; blank (not applicable) when ``K = 1``), with ``replicates = K`` the number of seeds
 that completed iteration ``t``.  Columns are :data:`simulate.tables.SIMULATE_COLUMNS`
 with setting ``lm``, so the Gaussian, KDE and LM settings share one format.
 
@@ -37,11 +37,11 @@ def load_records(root: str | Path) -> tuple[dict, list[dict]]:
     return config, records
 
 
-def _mean_sem(values: list[float]) -> tuple[float, float]:
+def _mean_sem(values: list[float]) -> tuple[float, float | None]:
     k = len(values)
     mean = math.fsum(values) / k
     if k < 2:
-        return mean, math.nan
+        return mean, None  # one seed has no spread to estimate: blank, never NaN
     var = math.fsum((v - mean) ** 2 for v in values) / (k - 1)
     return mean, math.sqrt(var / k)
 
@@ -69,7 +69,9 @@ def summary_table(root: str | Path, metrics: tuple[str, ...] = LM_METRICS) -> Ta
             ts = sorted(t for (w, m, t) in by_key if w == workflow and m == metric)
             for t in ts:
                 values = by_key[(workflow, metric, t)]
-                mean, sem = _mean_sem(values) if values else (math.nan, math.nan)
+                if not values:
+                    continue  # undefined for every seed: no row rather than a NaN
+                mean, sem = _mean_sem(values)
                 table.append(LM, workflow, t, metric, mean, sem, len(values))
                 if seeds_asked and len(values) < seeds_asked:
                     short.add((workflow, t))

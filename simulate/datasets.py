@@ -36,7 +36,6 @@ immaterial.  Units: data units throughout (sklearn's).
 
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass
 from typing import Callable
 
@@ -44,6 +43,7 @@ import numpy as np
 
 from analysis.truths import GaussianMixture, blobs_truth, gaussian_truth
 from simulate.errors import UsageError
+from simulate.validation import check_int
 
 GAUSSIAN_TRUTH = "gaussian"
 BLOBS = "blobs"
@@ -113,7 +113,7 @@ def make_truth_sampler(name: str, *, dim: int = 2, sigma0: float = 1.0) -> Sampl
     ``ValueError``) naming the offending parameter.
     """
     _check_truth(name)
-    dim = _check_int("dim", dim, 1)
+    dim = check_int("dim", dim, 1)
     sigma0 = _check_positive("sigma0", sigma0)
     if name == GAUSSIAN_TRUTH:
         return Sampler(name, dim, gaussian_truth(dim, sigma0), _mixture_draw(gaussian_truth(dim, sigma0)))
@@ -208,16 +208,6 @@ def _check_truth(name: str) -> None:
         raise UsageError(f"truth must be one of {', '.join(TRUTHS)} (got {name!r})")
 
 
-def _check_int(param: str, value: object, minimum: int) -> int:
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        number = operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        raise UsageError(f"{param} must be an integer >= {minimum} (got {value!r})") from None
-    if number < minimum:
-        raise UsageError(f"{param} must be an integer >= {minimum} (got {number})")
-    return number
 
 
 def _check_positive(param: str, value: object) -> float:

@@ -123,11 +123,11 @@ from analysis.vocabulary import (
     REPLACE,
     TEST_NLL,
     UNBIASED,
-    WORKFLOWS,
 )
 from simulate._linalg import safe_cholesky, tri_inv
 from simulate._wishart import draw_bartlett, helmert
 from simulate.errors import UsageError
+from simulate.validation import check_int, check_workflow
 
 AUTO = "auto"
 STATS = "stats"
@@ -226,27 +226,16 @@ class _Fit:
 # ----------------------------------------------------------------------------- arguments
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _check_int(name: str, value: object, low: int) -> int:
-    if not _is_int(value) or value < low:
-        raise UsageError(f"{name} must be an integer >= {low} (got {value!r})")
-    return int(value)
-
-
 def _check_config(workflow, n, dim, iterations, replicates, sigma2, covariance, seed,
                   chunk_size, engine) -> tuple[_Config, int, int, int | None]:
-    if workflow not in WORKFLOWS:
-        raise UsageError(f"workflow must be one of {', '.join(WORKFLOWS)} (got {workflow!r})")
-    n = _check_int("n", n, 2)
-    dim = _check_int("dim", dim, 1)
-    iterations = _check_int("iterations", iterations, 1)
-    replicates = _check_int("replicates", replicates, 1)
-    seed = _check_int("seed", seed, 0)
+    check_workflow(workflow)
+    n = check_int("n", n, 2)
+    dim = check_int("dim", dim, 1)
+    iterations = check_int("iterations", iterations, 1)
+    replicates = check_int("replicates", replicates, 1)
+    seed = check_int("seed", seed, 0)
     if chunk_size is not None:
-        chunk_size = _check_int("chunk_size", chunk_size, 1)
+        chunk_size = check_int("chunk_size", chunk_size, 1)
     if (not isinstance(sigma2, numbers.Real) or isinstance(sigma2, bool)
             or not math.isfinite(sigma2) or sigma2 <= 0):
         raise UsageError(f"sigma2 must be a finite number > 0 (got {sigma2!r})")

@@ -65,14 +65,13 @@ results are bit-for-bit identical whatever ``chunk_size``.
 from __future__ import annotations
 
 import math
-import operator
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 
 from analysis.truths import GaussianMixture
-from analysis.vocabulary import ACCUMULATE, ACCUMULATE_SUBSAMPLE, MISE, REPLACE, TEST_NLL, WORKFLOWS
+from analysis.vocabulary import ACCUMULATE, ACCUMULATE_SUBSAMPLE, MISE, REPLACE, TEST_NLL
 from simulate.datasets import (
     TRUTHS,
     Sampler,
@@ -80,6 +79,7 @@ from simulate.datasets import (
     truth_dim,
 )
 from simulate.errors import UsageError
+from simulate.validation import check_int, check_workflow
 
 __all__ = [
     "BANDWIDTH_RULES",
@@ -159,16 +159,6 @@ def rule_bandwidth(rule: str, m: int, d: int) -> float:
     raise UsageError(f"bandwidth rule must be one of {', '.join(BANDWIDTH_RULES)} (got {rule!r})")
 
 
-def _check_int(param: str, value: object, minimum: int) -> int:
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        number = operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        raise UsageError(f"{param} must be an integer >= {minimum} (got {value!r})") from None
-    if number < minimum:
-        raise UsageError(f"{param} must be an integer >= {minimum} (got {number})")
-    return number
 
 
 def _check_bandwidth(value: object) -> float | str:
@@ -210,19 +200,18 @@ def make_config(
     chunk_size: int | None = None,
 ) -> KDEConfig:
     """Validate arguments into a :class:`KDEConfig`; bad input raises :class:`UsageError`."""
-    if workflow not in WORKFLOWS:
-        raise UsageError(f"workflow must be one of {', '.join(WORKFLOWS)} (got {workflow!r})")
-    n = _check_int("n", n, 2)
-    iterations = _check_int("iterations", iterations, 1)
-    replicates = _check_int("replicates", replicates, 1)
-    heldout = _check_int("heldout", heldout, 1)
-    seed = _check_int("seed", seed, 0)
+    check_workflow(workflow)
+    n = check_int("n", n, 2)
+    iterations = check_int("iterations", iterations, 1)
+    replicates = check_int("replicates", replicates, 1)
+    heldout = check_int("heldout", heldout, 1)
+    seed = check_int("seed", seed, 0)
     bandwidth = _check_bandwidth(bandwidth)
     sampler = make_truth_sampler(truth, dim=dim, sigma0=sigma0)  # validates truth, dim, sigma0
     if chunk_size is None:
         chunk = DEFAULT_CHUNK_SIZE
     else:
-        chunk = _check_int("chunk_size", chunk_size, 1)
+        chunk = check_int("chunk_size", chunk_size, 1)
     chunk = -(-chunk // BLOCK_SIZE) * BLOCK_SIZE  # whole blocks
     return KDEConfig(
         workflow, n, iterations, replicates, truth, sampler.dim, float(sigma0), bandwidth,

@@ -169,3 +169,27 @@ def test_theory_never_imports_torch_or_engines():
             "sys.exit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("covariance", ["mle", "unbiased"])
+@pytest.mark.parametrize("n, dim, sigma2", [(2, 1, 1.0), (3, 4, 0.5), (7, 2, 3.0), (40, 10, 1.0)])
+def test_theory_csv_matches_independent_gram_matrix_computation(capsys, covariance, n, dim,
+                                                                sigma2):
+    # Must hold: the CSV agrees with an independent exact computation to 1e-8 relative,
+    # for every workflow, d and n >= 2.  The reference is the full Gram-matrix recursion
+    # of DESIGN.md section 2 (tests/test_gaussian_theory.py), in exact fractions.
+    from test_gaussian_theory import gram_moments
+
+    iterations = 12
+    _, out, _ = run(capsys, "theory", "gaussian", "--n", str(n), "--dim", str(dim),
+                    "--sigma2", str(sigma2), "--covariance", covariance,
+                    "--iterations", str(iterations), "--format", "csv")
+    records = csv_table(out).records()
+    for workflow in WORKFLOWS:
+        a, b = gram_moments(workflow, n, iterations, covariance)
+        got = {(r["metric"], r["iteration"]): r["value"] for r in records
+               if r["workflow"] == workflow}
+        for t in range(1, iterations + 1):
+            assert got["mean_sq_error", t] == pytest.approx(float(a[t - 1]) * dim * sigma2,
+                                                            rel=1e-8)
+            assert got["cov_trace_ratio", t] == pytest.approx(float(b[t - 1]), rel=1e-8)
