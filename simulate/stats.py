@@ -6,8 +6,8 @@ replicates ``X_1..X_R``.  The row is compared with the exact expectation ``mu`` 
     z = (mean(X) - mu) / sem,   sem = sd(X) / sqrt(R),   p = 2 (1 - Phi(|z|)),
 
 with the p-value corrected for the skewness of the studentized mean by the
-one-term Edgeworth expansion (see :func:`_row_z`), and the p-values of every tested row of one ``compare`` call (all workflows,
-metrics and iterations together) are adjusted with Holm's step-down method
+one-term Edgeworth expansion (Hall 1992), and the p-values of every tested row of
+one ``compare`` call (all workflows, metrics and iterations together) are adjusted with Holm's step-down method
 (statsmodels ``multipletests``), which controls the family-wise error rate under
 any dependence between rows, in particular between the iterations of one
 replicate.  The verdict "inconsistent" therefore has false-alarm probability at
