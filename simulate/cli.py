@@ -87,12 +87,22 @@ def _add_common(parser: argparse.ArgumentParser, command: str) -> None:
                                  "before testing; a sound test must then report inconsistency")
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("collapse-or-thrive")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = CollapseParser(
         prog=PROG,
         description="Will a model collapse if it trains on its own outputs? Exact theory and "
                     "Monte Carlo for the replace, accumulate and accumulate-subsample workflows.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                      parser_class=CollapseParser)
     helps = {

@@ -283,6 +283,8 @@ def simulate_table(
         for metric, x in per_metric.items():
             s = summarize(x)
             for t in range(s.mean.shape[0]):
-                table.append(setting, workflow, t + 1, metric, float(s.mean[t]),
-                             float(s.sem[t]), s.replicates)
+                # One replicate has no spread: the standard error is blank, not inf or NaN.
+                sem = float(s.sem[t]) if s.replicates >= 2 else None
+                table.append(setting, workflow, t + 1, metric, float(s.mean[t]), sem,
+                             s.replicates)
     return table
