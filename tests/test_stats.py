@@ -110,3 +110,14 @@ def test_edgeworth_correction_tracks_the_skewed_t_statistic():
     assert plain / 2 == pytest.approx(sps.norm.cdf(z0))
     assert abs(corrected - empirical) < 0.5 * abs(plain / 2 - empirical)
     assert corrected > plain / 2  # right skew: negative z is less surprising
+
+
+def test_summary_of_collapsed_tiny_values_does_not_underflow():
+    # replace drives det ratios to 1e-170, whose squares underflow float64; the
+    # standard error and skewness must scale with the data, not collapse to zero.
+    rng = np.random.default_rng(5)
+    x = rng.lognormal(size=(500, 3))
+    big, tiny = summarize(x, lower=0.0), summarize(x * 1e-170, lower=0.0)
+    assert np.allclose(tiny.sem, big.sem * 1e-170, rtol=1e-12)
+    assert np.allclose(tiny.skew_of_mean, big.skew_of_mean, rtol=1e-9)
+    assert (tiny.sem > 0).all()
