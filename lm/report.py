@@ -120,6 +120,8 @@ def plot(table: Table, path: str | Path, title: str | None = None) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from simulate.plotting import WORKFLOW_COLOURS
+
     metrics = [m for m in LM_METRICS if table.select(metric=m).rows]
     cols = 2 if len(metrics) > 1 else 1
     rows = -(-len(metrics) // cols)
@@ -132,7 +134,8 @@ def plot(table: Table, path: str | Path, title: str | None = None) -> None:
             ts = [r["iteration"] for r in recs]
             means = [r["mean"] for r in recs]
             sems = [r["sem"] if r["sem"] is not None and math.isfinite(r["sem"]) else 0.0 for r in recs]
-            ax.errorbar(ts, means, yerr=sems, marker="o", markersize=3, capsize=2, label=workflow)
+            ax.errorbar(ts, means, yerr=sems, marker="o", markersize=3, capsize=2, label=workflow,
+                        color=WORKFLOW_COLOURS.get(workflow))
         ax.set_xlabel("model-fitting iteration t")
         ax.set_ylabel(METRIC_LABELS.get(metric, metric))
         ax.grid(alpha=0.3)

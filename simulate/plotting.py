@@ -15,7 +15,9 @@ from typing import Iterable
 from analysis.vocabulary import WORKFLOWS
 from simulate.tables import Table
 
-_COLOURS = {"replace": "#d62728", "accumulate": "#1f77b4", "accumulate-subsample": "#2ca02c"}
+#: One colour per workflow in every figure of the project (Gaussian, KDE and LM).
+WORKFLOW_COLOURS = {"replace": "#d62728", "accumulate": "#1f77b4",
+                    "accumulate-subsample": "#2ca02c"}
 
 
 def _series(table: Table, value_column: str) -> dict[tuple[str, str], list[tuple[int, float, float | None]]]:
@@ -68,7 +70,7 @@ def plot_curves(
     for ax, metric in zip(axes.flat, names):
         values: list[float] = []
         for workflow in WORKFLOWS:
-            colour = _COLOURS.get(workflow)
+            colour = WORKFLOW_COLOURS.get(workflow)
             line = th.get((metric, workflow))
             if line:
                 ax.plot([p[0] for p in line], [p[1] for p in line], "-", color=colour,
