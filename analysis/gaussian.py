@@ -60,7 +60,6 @@ dimensionless, ``log_cov_det_ratio`` and ``test_nll`` are in nats (per point).
 from __future__ import annotations
 
 import math
-import operator
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Callable, Iterator
@@ -78,6 +77,7 @@ from analysis.vocabulary import (
     MLE,
     REPLACE,
     TEST_NLL,
+    check_int,
     check_workflow,
 )
 
@@ -103,16 +103,6 @@ _MP.dps = 50
 
 
 # --------------------------------------------------------------------------- validation
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    try:
-        number = operator.index(value)
-    except TypeError:
-        raise ValueError(f"{name} must be an integer >= {minimum} (got {value!r})") from None
-    if number < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum} (got {number})")
-    return number
 
 
 def _check_covariance(covariance: str) -> str:
@@ -196,8 +186,8 @@ def moment_sequences(workflow: str, n: int, iterations: int, covariance: str = M
     ``b_t = E tr Sigma_hat_t / tr Sigma0``; see the module docstring for the recursion.
     """
     check_workflow(workflow)
-    n = _check_int("n", n, 2)
-    iterations = _check_int("iterations", iterations, 1)
+    n = check_int("n", n, 2)
+    iterations = check_int("iterations", iterations, 1)
     _check_covariance(covariance)
     pairs = list(moment_ratio_recursion(workflow, n, iterations, covariance, Fraction(1)))
     return [a for a, _ in pairs], [b for _, b in pairs]
@@ -237,8 +227,8 @@ class ReplaceOneStep:
 
 def replace_one_step(n: int, dim: int, covariance: str = MLE) -> ReplaceOneStep:
     """The per-iteration Wishart factors of replace (see :class:`ReplaceOneStep`)."""
-    n = _check_int("n", n, 2)
-    dim = _check_int("dim", dim, 1)
+    n = check_int("n", n, 2)
+    dim = check_int("dim", dim, 1)
     _check_covariance(covariance)
     nu = n if covariance == MLE else n - 1
     det_factor = Fraction(1)
@@ -258,7 +248,7 @@ def gaussian_entropy(dim: int, sigma2: float = 1) -> float:
 
     By Gibbs' inequality it is a lower bound of ``test_nll`` (cross-entropy = entropy + KL).
     """
-    dim = _check_int("dim", dim, 1)
+    dim = check_int("dim", dim, 1)
     sigma2 = _check_sigma2(sigma2)
     return 0.5 * dim * math.log(2.0 * math.pi * math.e * sigma2)
 
@@ -324,9 +314,9 @@ def gaussian_theory(workflow: str, *, n: int, dim: int, iterations: int, sigma2:
     Computed from the exact recursions in 50-digit arithmetic, then rounded to float.
     """
     check_workflow(workflow)
-    n = _check_int("n", n, 2)
-    dim = _check_int("dim", dim, 1)
-    iterations = _check_int("iterations", iterations, 1)
+    n = check_int("n", n, 2)
+    dim = check_int("dim", dim, 1)
+    iterations = check_int("iterations", iterations, 1)
     sigma2 = _check_sigma2(sigma2)
     _check_covariance(covariance)
 

@@ -46,7 +46,7 @@ import numpy as np
 import sympy
 
 from analysis.truths import GaussianMixture
-from analysis.vocabulary import REPLACE, check_workflow
+from analysis.vocabulary import REPLACE, check_int, check_workflow
 
 #: Euler-Mascheroni constant ``gamma = lim (H_t - log t)``.
 EULER_GAMMA = 0.57721566490153286060651209
@@ -54,9 +54,7 @@ EULER_GAMMA = 0.57721566490153286060651209
 
 def check_iteration(t: int, name: str = "t") -> int:
     """Return ``t`` if it is an integer ``>= 1`` (a model-fitting iteration), else raise."""
-    if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 1:
-        raise ValueError(f"{name} must be an integer >= 1 (got {t!r})")
-    return int(t)
+    return check_int(name, t, 1)
 
 
 _STIRLING_ROWS: list[tuple[int, ...]] = [(1,)]

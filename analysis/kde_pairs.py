@@ -67,7 +67,7 @@ import numpy as np
 import sympy
 
 from analysis.kde_lineage import check_iteration
-from analysis.vocabulary import ACCUMULATE, REPLACE, check_workflow
+from analysis.vocabulary import ACCUMULATE, REPLACE, check_int, check_workflow
 
 PairKey = tuple[bool, int]
 
@@ -77,9 +77,7 @@ def check_n(n: int) -> int:
 
     ``n >= 2`` because the pair law needs two distinct points of ``D_t``.
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
-        raise ValueError(f"n must be an integer >= 2 (got {n!r})")
-    return int(n)
+    return check_int("n", n, 2)
 
 
 def _accumulate_into(target: dict, law: dict, weight: Any, shift: int) -> None:

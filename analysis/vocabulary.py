@@ -18,6 +18,8 @@ model; model 1 is always fitted on the ``n`` real samples alone):
 
 from __future__ import annotations
 
+import operator
+
 REPLACE = "replace"
 ACCUMULATE = "accumulate"
 ACCUMULATE_SUBSAMPLE = "accumulate-subsample"
@@ -75,8 +77,25 @@ def parse_workflows(spec: str) -> tuple[str, ...]:
     return names
 
 
-def check_workflow(workflow: str) -> str:
+def check_workflow(workflow: object) -> str:
     """Return ``workflow`` if it is one of :data:`WORKFLOWS`, else raise ValueError."""
     if workflow not in WORKFLOWS:
-        raise ValueError(f"unknown workflow {workflow!r}; choose from {', '.join(WORKFLOWS)}")
-    return workflow
+        raise ValueError(f"workflow must be one of {', '.join(WORKFLOWS)} (got {workflow!r})")
+    return workflow  # type: ignore[return-value]
+
+
+def check_int(param: str, value: object, minimum: int) -> int:
+    """Return ``value`` as an int if it is an integer (not a bool) ``>= minimum``.
+
+    Raises ValueError with a one-line message naming ``param`` and the valid range,
+    e.g. ``n must be an integer >= 2 (got 1)``; every layer uses this one check.
+    """
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        number = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise ValueError(f"{param} must be an integer >= {minimum} (got {value!r})") from None
+    if number < minimum:
+        raise ValueError(f"{param} must be an integer >= {minimum} (got {number})")
+    return number

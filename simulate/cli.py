@@ -125,12 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _register_lm(commands: argparse._SubParsersAction) -> None:
     # The LM subcommands are declared here but import torch only when they run.
-    try:
-        from lm.cli import register
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("lm.cli",):
-            raise
-        return
+    from lm.cli import register
+
     register(commands)
 
 

@@ -1,32 +1,25 @@
-"""Argument checks shared by the Monte Carlo engines (one message style everywhere).
-
-Each check raises :class:`simulate.errors.UsageError` with a one-line message that
-names the parameter and its valid range, e.g. ``n must be an integer >= 2 (got 1)``.
+"""Argument checks of the Monte Carlo engines: the :mod:`analysis.vocabulary` checks,
+raising :class:`simulate.errors.UsageError` (a ValueError) so that the command line
+prints them as one-line usage errors.
 """
 
 from __future__ import annotations
 
-import operator
-
-from analysis.vocabulary import WORKFLOWS
+from analysis import vocabulary
 from simulate.errors import UsageError
 
 
 def check_int(param: str, value: object, minimum: int) -> int:
-    """``value`` as an int if it is an integer (not a bool) ``>= minimum``."""
+    """:func:`analysis.vocabulary.check_int`, raising UsageError."""
     try:
-        if isinstance(value, bool):
-            raise TypeError
-        number = operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        raise UsageError(f"{param} must be an integer >= {minimum} (got {value!r})") from None
-    if number < minimum:
-        raise UsageError(f"{param} must be an integer >= {minimum} (got {number})")
-    return number
+        return vocabulary.check_int(param, value, minimum)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def check_workflow(workflow: object) -> str:
-    """``workflow`` if it is one of :data:`analysis.vocabulary.WORKFLOWS`."""
-    if workflow not in WORKFLOWS:
-        raise UsageError(f"workflow must be one of {', '.join(WORKFLOWS)} (got {workflow!r})")
-    return workflow  # type: ignore[return-value]
+    """:func:`analysis.vocabulary.check_workflow`, raising UsageError."""
+    try:
+        return vocabulary.check_workflow(workflow)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
