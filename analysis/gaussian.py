@@ -51,7 +51,7 @@ Every coefficient is rational in ``n`` and ``t``, so the ratios are exact ration
 (:func:`moment_sequences`).  For the MLE, ``a_t + b_t = 1`` for every workflow and
 ``t``: the expected second moment about ``mu0`` of every training set equals that of
 the truth.  The determinant, log-determinant and test-NLL results exist for replace
-only (Wishart facts; see :mod:`analysis.gaussian_symbolic`).
+only (Wishart facts; see :mod:`collapse.analysis.gaussian_symbolic`).
 
 Units: ``mean_sq_error`` is in squared data units (``= d sigma2 a_t``), ratios are
 dimensionless, ``log_cov_det_ratio`` and ``test_nll`` are in nats (per point).
@@ -66,7 +66,7 @@ from typing import Any, Callable, Iterator
 
 import mpmath
 
-from analysis.vocabulary import (
+from collapse.analysis.vocabulary import (
     ACCUMULATE,
     ACCUMULATE_SUBSAMPLE,
     COV_DET_RATIO,
@@ -381,46 +381,46 @@ def _replace_extra_metrics(n: int, dim: int, iterations: int, sigma2: float, cov
 
 def symbolic_moments(workflow: str, t: int, covariance: str = MLE):
     """``(a_t, b_t)`` as rational functions of the sympy symbol ``n``; see
-    :func:`analysis.gaussian_symbolic.symbolic_moments`."""
-    from analysis.gaussian_symbolic import symbolic_moments as impl
+    :func:`collapse.analysis.gaussian_symbolic.symbolic_moments`."""
+    from collapse.analysis.gaussian_symbolic import symbolic_moments as impl
 
     return impl(workflow, t, covariance)
 
 
 def replace_closed_forms(covariance: str = MLE):
     """Replace closed forms in ``n, d, t`` (sympy); see
-    :func:`analysis.gaussian_symbolic.replace_closed_forms`."""
-    from analysis.gaussian_symbolic import replace_closed_forms as impl
+    :func:`collapse.analysis.gaussian_symbolic.replace_closed_forms`."""
+    from collapse.analysis.gaussian_symbolic import replace_closed_forms as impl
 
     return impl(covariance)
 
 
 def accumulate_known_covariance_mean_error(t):
     """``(1/n) sum_{k=1}^t 1/k^2`` per unit ``tr Sigma0``; see
-    :func:`analysis.gaussian_symbolic.accumulate_known_covariance_mean_error`."""
-    from analysis.gaussian_symbolic import accumulate_known_covariance_mean_error as impl
+    :func:`collapse.analysis.gaussian_symbolic.accumulate_known_covariance_mean_error`."""
+    from collapse.analysis.gaussian_symbolic import accumulate_known_covariance_mean_error as impl
 
     return impl(t)
 
 
 def limits(workflow: str, covariance: str = MLE):
     """``t -> infinity`` limits of ``a_t`` and ``b_t`` in the symbol ``n``; see
-    :func:`analysis.gaussian_symbolic.limits`."""
-    from analysis.gaussian_symbolic import limits as impl
+    :func:`collapse.analysis.gaussian_symbolic.limits`."""
+    from collapse.analysis.gaussian_symbolic import limits as impl
 
     return impl(workflow, covariance)
 
 
 def limit_values(workflow: str, n: int, covariance: str = MLE) -> dict[str, float]:
     """The limits of :func:`limits` evaluated at an integer ``n`` (floats, ``inf`` allowed)."""
-    from analysis.gaussian_symbolic import limit_values as impl
+    from collapse.analysis.gaussian_symbolic import limit_values as impl
 
     return impl(workflow, n, covariance)
 
 
 def formula(metric: str, workflow: str, covariance: str = MLE):
     """sympy expression of ``metric`` for ``workflow`` in ``n, d, t, sigma2``; see
-    :func:`analysis.gaussian_symbolic.formula`."""
-    from analysis.gaussian_symbolic import formula as impl
+    :func:`collapse.analysis.gaussian_symbolic.formula`."""
+    from collapse.analysis.gaussian_symbolic import formula as impl
 
     return impl(metric, workflow, covariance)

@@ -26,7 +26,7 @@ Accumulate and accumulate-subsample (products)
 ----------------------------------------------
 With ``p_t = E tr P_t / tr Sigma0`` for the pool covariance ``P_t`` (divisor ``t n``), the
 pooled-variance identity ``(t+1) P_{t+1} = t P_t + S_t + (t/(t+1)) (xbar_t - m_t)(...)^T``
-and the conditional moments of :mod:`analysis.gaussian` close on ``p`` alone:
+and the conditional moments of :mod:`collapse.analysis.gaussian` close on ``p`` alone:
 
     p_{t+1} = R(t) p_t,   R(t) = [t + ((n-1)/n) g_t + (t/(t+1)) (h_t + g_t/n)] / (t+1),
 
@@ -44,8 +44,8 @@ from typing import Any
 
 import sympy as sp
 
-from analysis.gaussian import moment_ratio_recursion, pool_coefficients
-from analysis.vocabulary import (
+from collapse.analysis.gaussian import moment_ratio_recursion, pool_coefficients
+from collapse.analysis.vocabulary import (
     COV_DET_RATIO,
     COV_TRACE_RATIO,
     COVARIANCE_ESTIMATORS,
@@ -87,7 +87,7 @@ def _check_covariance(covariance: str) -> str:
 def symbolic_moments(workflow: str, t: int, covariance: str = MLE) -> tuple[sp.Expr, sp.Expr]:
     """``(a_t, b_t)`` as rational functions of the symbol :data:`n` (factored).
 
-    Runs the exact scalar recursion of :mod:`analysis.gaussian` over ``Q(n)``; cheap for
+    Runs the exact scalar recursion of :mod:`collapse.analysis.gaussian` over ``Q(n)``; cheap for
     ``t`` up to about 10.
     """
     check_workflow(workflow)
@@ -191,7 +191,7 @@ def accumulate_known_covariance_mean_error(t_value: Any = t) -> sp.Expr:
     """``E||m_t - mu0||^2 / tr Sigma0`` for accumulate when ``Sigma0`` is known (not fitted).
 
     Every model samples with covariance ``Sigma0``, so in the recursion of
-    :mod:`analysis.gaussian` ``b_t = 1``, ``A_{t+1} = (1 + 1/t)^2 A_t + 1/n``, and
+    :mod:`collapse.analysis.gaussian` ``b_t = 1``, ``A_{t+1} = (1 + 1/t)^2 A_t + 1/n``, and
     ``alpha_t = A_t / t^2`` has increments ``1/(n (t+1)^2)``:
     ``alpha_t = (1/n) sum_{k=1}^t 1/k^2 -> pi^2/(6 n)``.  ``t_value`` may be an integer,
     the symbol :data:`t`, or ``sympy.oo`` (the limit).

@@ -2,9 +2,9 @@
 
 Model ``t`` is ``p_hat_t(x) = (1/|D_t|) sum_{y in D_t} phi_h(x - y)``, ``phi_s`` the
 ``N(0, s^2 I_d)`` density, fixed bandwidth ``h``.  Training sets per workflow as in
-:mod:`analysis.vocabulary`; ``|D_t| = n`` (replace, accumulate-subsample) or ``t n``
-(accumulate).  Lineage laws live in :mod:`analysis.kde_lineage`, pair laws in
-:mod:`analysis.kde_pairs`; this module assembles the expected MISE.
+:mod:`collapse.analysis.vocabulary`; ``|D_t| = n`` (replace, accumulate-subsample) or ``t n``
+(accumulate).  Lineage laws live in :mod:`collapse.analysis.kde_lineage`, pair laws in
+:mod:`collapse.analysis.kde_pairs`; this module assembles the expected MISE.
 
 **Expected MISE.**  ``E int (p_hat_t - p0)^2 dx = E int p_hat_t^2 - 2 E int p_hat_t p0 +
 int p0^2``.  Every term is a Gaussian overlap,
@@ -19,10 +19,10 @@ With ``N = |D_t|``:
 
 * ``E int p_hat_t^2 = (1/N) (4 pi h^2)^(-d/2) + (1 - 1/N) E_pair phi_{h sqrt 2}(y - y')``, the
   second expectation over a uniform pair of distinct points of ``D_t`` with the law
-  of :func:`analysis.kde_pairs.pair_law`: coalesced pairs contribute
+  of :func:`collapse.analysis.kde_pairs.pair_law`: coalesced pairs contribute
   ``(2 pi (S+2) h^2)^(-d/2)`` and pairs with distinct roots ``Omega((S+2) h^2)``;
 * ``E int p_hat_t p0 = E Omega((K_D + 1) h^2)``, ``K_D`` the steps of a uniform point of
-  ``D_t`` (:func:`analysis.kde_lineage.data_point_law`).
+  ``D_t`` (:func:`collapse.analysis.kde_lineage.data_point_law`).
 
 All in units of inverse data volume (``length^-d``).  The laws are exact rationals;
 :func:`expected_mise` rounds them to float64 once (float dynamic programme, checked
@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 import sympy
 
-from analysis.kde_lineage import (
+from collapse.analysis.kde_lineage import (
     EULER_GAMMA,
     DensityBlur,
     check_bandwidth,
@@ -54,15 +54,15 @@ from analysis.kde_lineage import (
     lineage_variance_symbolic,
     stirling_first_unsigned,
 )
-from analysis.kde_pairs import (
+from collapse.analysis.kde_pairs import (
     PairLawTable,
     check_n,
     pair_law,
     pair_law_symbolic,
     pair_law_table,
 )
-from analysis.truths import GaussianMixture, gaussian_truth
-from analysis.vocabulary import ACCUMULATE, KDE, MISE, TEST_NLL, check_workflow
+from collapse.analysis.truths import GaussianMixture, gaussian_truth
+from collapse.analysis.vocabulary import ACCUMULATE, KDE, MISE, TEST_NLL, check_workflow
 
 
 def training_set_size(workflow: str, n: int, t: int) -> int:
@@ -131,7 +131,7 @@ def expected_mise(workflow: str, *, n: int, bandwidth: float, iterations: int,
     ``= (1/N)(4 pi h^2)^(-d/2) + (1 - 1/N) sum_S [P(coal, S) (2 pi (S+2) h^2)^(-d/2)
     + P(not coal, S) Omega((S+2) h^2)] - 2 sum_k P(K_D = k) Omega((k+1) h^2) + Omega(0)``,
     ``N = |D_t|``, ``Omega`` = :func:`truth_overlap`; the pair law from
-    :func:`analysis.kde_pairs.pair_law_table` (float64 dynamic programme).
+    :func:`collapse.analysis.kde_pairs.pair_law_table` (float64 dynamic programme).
     """
     return [float(x) for x in expected_mise_terms(
         workflow, n=n, bandwidth=bandwidth, iterations=iterations, truth=truth).mise]
@@ -182,7 +182,7 @@ def symbolic_mise(workflow: str, t: int, dim: int = 1) -> sympy.Expr:
 
     A function of the symbols ``n``, ``h``, ``sigma0`` (:data:`N_SYMBOL`,
     :data:`H_SYMBOL`, :data:`SIGMA0_SYMBOL`), built from the pair law with ``n``
-    symbolic (:func:`analysis.kde_pairs.pair_law_symbolic`) and the data-point law;
+    symbolic (:func:`collapse.analysis.kde_pairs.pair_law_symbolic`) and the data-point law;
     with ``G(v) = (2 pi v)^(-dim/2)`` (a Gaussian overlap at zero separation):
     ``(1/N) G(2h^2) + (1-1/N) E[coal G(S h^2 + 2h^2) + (1-coal) G(2 sigma0^2 + (S+2) h^2)]
     - 2 E G(2 sigma0^2 + (K_D+1) h^2) + G(2 sigma0^2)``.  Meant for small ``t``
@@ -222,7 +222,7 @@ def symbolic_mise(workflow: str, t: int, dim: int = 1) -> sympy.Expr:
 class KDETheory:
     """Exact expectations of one KDE workflow, per iteration ``t = 1..iterations``.
 
-    ``values[metric][t-1]``; only :data:`analysis.vocabulary.MISE` has exact theory
+    ``values[metric][t-1]``; only :data:`collapse.analysis.vocabulary.MISE` has exact theory
     (``test_nll`` is Monte Carlo only, so it is absent).
     """
 

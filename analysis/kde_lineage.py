@@ -45,8 +45,8 @@ from fractions import Fraction
 import numpy as np
 import sympy
 
-from analysis.truths import GaussianMixture
-from analysis.vocabulary import REPLACE, check_int, check_workflow
+from collapse.analysis.truths import GaussianMixture
+from collapse.analysis.vocabulary import REPLACE, check_int, check_workflow
 
 #: Euler-Mascheroni constant ``gamma = lim (H_t - log t)``.
 EULER_GAMMA = 0.57721566490153286060651209

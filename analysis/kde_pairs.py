@@ -1,6 +1,6 @@
 """Pair genealogies of iterated Gaussian-kernel density estimation.
 
-Notation as in :mod:`analysis.kde_lineage`: ``B_0`` = the ``n`` real points,
+Notation as in :mod:`collapse.analysis.kde_lineage`: ``B_0`` = the ``n`` real points,
 ``B_i`` = the ``n`` points drawn from model ``i``, pool ``P_i = B_0 u ... u B_{i-1}``
 (``i n`` points).  Each point of ``B_i`` has one parent, picked uniformly from
 ``D_i``, independently of every position; noise increments are independent
@@ -66,8 +66,8 @@ from typing import Any
 import numpy as np
 import sympy
 
-from analysis.kde_lineage import check_iteration
-from analysis.vocabulary import ACCUMULATE, REPLACE, check_int, check_workflow
+from collapse.analysis.kde_lineage import check_iteration
+from collapse.analysis.vocabulary import ACCUMULATE, REPLACE, check_int, check_workflow
 
 PairKey = tuple[bool, int]
 

@@ -4,7 +4,7 @@ A truth is ``p0(x) = sum_k w_k N(x; m_k, s_k^2 I_d)``.  Every overlap integral t
 KDE theory needs is closed-form for such a truth (``int phi_a(x-u) phi_b(x-v) dx =
 phi_{sqrt(a^2+b^2)}(u-v)``), so exact expected MISE is available for the
 ``gaussian`` and ``blobs`` truths.  This module only *describes* truths; sampling
-lives in :mod:`simulate`.
+lives in :mod:`collapse.simulate`.
 """
 
 from __future__ import annotations

@@ -13,10 +13,10 @@ import argparse
 import gc
 import time
 
-from analysis.vocabulary import WORKFLOWS
-from simulate.calibration import false_alarm_rate
-from simulate.setting_gaussian import GaussianConfig
-from simulate.setting_kde import KDEConfig
+from collapse.analysis.vocabulary import WORKFLOWS
+from collapse.simulate.calibration import false_alarm_rate
+from collapse.simulate.setting_gaussian import GaussianConfig
+from collapse.simulate.setting_kde import KDEConfig
 
 CONFIGS = [
     # Heavy-tailed replace rows (n=10, d=1), a singular case (n=10, d=10), a roomy one.

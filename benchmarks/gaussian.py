@@ -3,7 +3,7 @@
 Two acceptance targets of the project:
 
 1. At ``n = 100``, ``d = 10``, 100 iterations, 2000 replicates, every workflow of
-   :func:`simulate.gaussian.simulate_gaussian` costs at least 30x less per replicate
+   :func:`collapse.simulate.gaussian.simulate_gaussian` costs at least 30x less per replicate
    than :func:`plain_gaussian`, the paper's algorithm run one replicate at a time.
 2. The paper's grid, ``d in {1, 3, 10, 31, 100}`` x ``n in {10, 32, 100, 316, 1000}`` x
    3 workflows x 100 replicates x 100 iterations, runs in under 60 s.
@@ -44,14 +44,14 @@ def plain_gaussian(workflow, *, n, dim, iterations, rng, sigma2=1.0, covariance=
     ``rng.multivariate_normal`` draws the points, ``np.mean`` / ``np.cov`` fit them;
     ``accumulate`` and ``accumulate-subsample`` keep concatenating the pool, and the
     subsample is ``rng.choice(pool size, n, replace=False)``.  Returns a dict of the
-    five metrics of :data:`analysis.vocabulary.GAUSSIAN_METRICS`, arrays
+    five metrics of :data:`collapse.analysis.vocabulary.GAUSSIAN_METRICS`, arrays
     ``(iterations,)``, with the same definitions as the engines: a covariance is
     singular when ``n - 1 < d`` (structurally; rounding would otherwise give it a tiny
     determinant) or when its determinant is not positive.
     """
     import numpy as np
 
-    from analysis.vocabulary import (ACCUMULATE, COV_DET_RATIO, COV_TRACE_RATIO,
+    from collapse.analysis.vocabulary import (ACCUMULATE, COV_DET_RATIO, COV_TRACE_RATIO,
                                      LOG_COV_DET_RATIO, MEAN_SQ_ERROR, MLE, REPLACE,
                                      TEST_NLL)
 
@@ -94,8 +94,8 @@ def plain_gaussian(workflow, *, n, dim, iterations, rng, sigma2=1.0, covariance=
 
 
 def _time_engine(workflow, *, n, dim, iterations, replicates, seed=0, engine="auto"):
-    """(wall, CPU) seconds of one :func:`simulate.gaussian.simulate_gaussian` call."""
-    from simulate.gaussian import simulate_gaussian
+    """(wall, CPU) seconds of one :func:`collapse.simulate.gaussian.simulate_gaussian` call."""
+    from collapse.simulate.gaussian import simulate_gaussian
 
     wall, cpu = time.perf_counter(), time.process_time()
     simulate_gaussian(workflow, n=n, dim=dim, iterations=iterations, replicates=replicates,
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in _BLAS_VARIABLES:
         os.environ.setdefault(name, str(args.blas_threads))
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from analysis.vocabulary import WORKFLOWS
+    from collapse.analysis.vocabulary import WORKFLOWS
 
     grid_reps = args.replicates or (10 if args.quick else 100)
     iterations = args.iterations

@@ -1,4 +1,4 @@
-"""Speed of :func:`simulate.kde.simulate_kde` against a plain per-replicate numpy loop.
+"""Speed of :func:`collapse.simulate.kde.simulate_kde` against a plain per-replicate numpy loop.
 
 Acceptance criterion (issue 4): for all three workflows with ``n = 100``, ``d = 2``,
 30 iterations, 300 replicates, 500 held-out points and a fixed bandwidth, the engine must
@@ -31,8 +31,8 @@ from scipy.special import logsumexp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis.vocabulary import ACCUMULATE, ACCUMULATE_SUBSAMPLE, REPLACE, WORKFLOWS  # noqa: E402
-from simulate.kde import heldout_nll, make_truth_sampler, simulate_kde  # noqa: E402
+from collapse.analysis.vocabulary import ACCUMULATE, ACCUMULATE_SUBSAMPLE, REPLACE, WORKFLOWS  # noqa: E402
+from collapse.simulate.kde import heldout_nll, make_truth_sampler, simulate_kde  # noqa: E402
 
 
 def plain_nll(train: np.ndarray, heldout: np.ndarray, h: float) -> float:

@@ -1,6 +1,6 @@
-"""``python -m lm run|report ...``: the ``collapse lm`` subcommands without the ``collapse`` script.
+"""``python -m collapse.lm run|report ...``: the ``collapse lm`` subcommands without the ``collapse`` script.
 
-Errors behave as in ``collapse``: one line ``python -m lm: error: <message>``
+Errors behave as in ``collapse``: one line ``python -m collapse.lm: error: <message>``
 on standard error and exit status 2, no traceback.
 """
 
@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from simulate.errors import UsageError
+from collapse.simulate.errors import UsageError
 
-PROG = "python -m lm"
+PROG = "python -m collapse.lm"
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -23,9 +23,9 @@ class _OneLineParser(argparse.ArgumentParser):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from lm.cli import register
+    from collapse.lm.cli import register
 
-    # prog "python -m" + subcommand "lm" makes usage lines read "python -m lm run ..."
+    # prog "python -m" + subcommand "lm" makes usage lines read "python -m collapse.lm run ..."
     parser = _OneLineParser(prog="python -m", description="The language-model loop (see `collapse lm`).")
     sub = parser.add_subparsers(dest="command", parser_class=_OneLineParser, metavar="lm")
     sub.required = True

@@ -16,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Sequence
 
-from lm.presets import Preset
+from collapse.lm.presets import Preset
 
 CACHE_ENV = "COLLAPSE_LM_CACHE"
 BASE_FORMAT = 2  # bump whenever the tokenizer or pretraining procedure changes

@@ -1,9 +1,9 @@
-"""The ``lm`` subcommands: ``lm run`` and ``lm report``.
+"""The ``collapse.lm`` subcommands: ``collapse.lm run`` and ``collapse.lm report``.
 
 ``register(subparsers)`` adds them to the ``collapse`` parser (and to ``python
 -m lm``).  Importing this module imports neither torch nor transformers:
 handlers import the heavy modules when they run, so ``collapse theory`` stays
-light.  Bad input raises :class:`simulate.errors.UsageError` (one line that
+light.  Bad input raises :class:`collapse.simulate.errors.UsageError` (one line that
 names the parameter; the caller prints it and exits 2).
 
 Examples::
@@ -18,8 +18,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from analysis.vocabulary import ALL, WORKFLOWS, parse_workflows
-from simulate.errors import UsageError
+from collapse.analysis.vocabulary import ALL, WORKFLOWS, parse_workflows
+from collapse.simulate.errors import UsageError
 
 FORMATS = ("table", "csv", "json")
 
@@ -39,8 +39,8 @@ def _int_at_least(minimum: int):
 
 
 def register(subparsers) -> None:
-    """Add ``lm`` with its ``run`` and ``report`` subcommands to an argparse ``subparsers``."""
-    from lm.presets import PRESET_NAMES
+    """Add ``collapse.lm`` with its ``run`` and ``report`` subcommands to an argparse ``subparsers``."""
+    from collapse.lm.presets import PRESET_NAMES
 
     lm = subparsers.add_parser(
         "lm", help="the language-model loop (fine-tune, sample, repeat) on real text",
@@ -91,7 +91,7 @@ def register(subparsers) -> None:
         "report", help="mean and standard error per iteration, growth-shape fits, figure",
         description="Summarise a run directory in the columns of `collapse simulate`.",
     )
-    report.add_argument("directory", metavar="DIR", help="a run directory written by `lm run`")
+    report.add_argument("directory", metavar="DIR", help="a run directory written by `collapse.lm run`")
     report.add_argument("--format", choices=FORMATS, default="table", help="output format (default table)")
     report.add_argument("--output", default=None, metavar="PATH", help="write here instead of standard output")
     report.add_argument("--plot", default=None, metavar="PNG", help="also draw the curves into this PNG file")
@@ -99,16 +99,16 @@ def register(subparsers) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """Handler of ``lm run``."""
-    from lm.presets import get_preset, with_overrides
+    """Handler of ``collapse.lm run``."""
+    from collapse.lm.presets import get_preset, with_overrides
 
     preset = with_overrides(get_preset(args.preset), n=args.n, n_eval=args.n_eval)
     try:
         workflows = parse_workflows(args.workflow)
     except ValueError as exc:
         raise UsageError(f"--workflow: {exc}") from None
-    from lm import progress
-    from lm.run import RunConfig, check_numbers, run
+    from collapse.lm import progress
+    from collapse.lm.run import RunConfig, check_numbers, run
 
     check_numbers(preset, args.iterations, args.seeds, args.seed)
     config = RunConfig(preset=preset, dataset=args.dataset, text_field=args.text_field,
@@ -129,9 +129,9 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def report_command(args: argparse.Namespace) -> int:
-    """Handler of ``lm report``."""
-    from lm import report
-    from simulate.tables import atomic_write_text
+    """Handler of ``collapse.lm report``."""
+    from collapse.lm import report
+    from collapse.simulate.tables import atomic_write_text
 
     table = report.summary_table(args.directory)
     text = table.render(args.format)

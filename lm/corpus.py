@@ -47,8 +47,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from lm import seeding
-from simulate.errors import UsageError
+from collapse.lm import seeding
+from collapse.simulate.errors import UsageError
 
 DEFAULT_DATASET = "python-docs"
 MIN_CHARS = 80
@@ -206,7 +206,7 @@ def _looks_like_path(spec: str) -> bool:
 
 
 def _load_hub(name: str, text_field: str | None) -> list[str]:
-    from lm import hub
+    from collapse.lm import hub
 
     try:
         import datasets  # noqa: F401  (optional dependency)

@@ -4,7 +4,7 @@
 machine is offline.  Before any hub download we check, with a short TCP
 connect, that the endpoint (``HF_ENDPOINT``, default ``https://huggingface.co``)
 answers; honouring ``HF_HUB_OFFLINE=1``.  A failure is a
-:class:`~simulate.errors.UsageError` that says how to pass a local path instead.
+:class:`~collapse.simulate.errors.UsageError` that says how to pass a local path instead.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import os
 import socket
 from urllib.parse import urlparse
 
-from simulate.errors import UsageError
+from collapse.simulate.errors import UsageError
 
 CONNECT_TIMEOUT_S = 3.0
 

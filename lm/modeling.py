@@ -4,11 +4,11 @@ Default base (no ``--model``): a byte-level BPE tokenizer (``tokenizers``) with
 ``vocab_size`` entries and one special token ``<|endoftext|>`` (begin and end of
 text, as in GPT-2), trained on the pretraining split only; and a GPT-2 causal
 LM (``transformers.GPT2LMHeadModel``) built from the preset's config and
-pretrained on that split with :func:`lm.training.train`.  Both are saved with
+pretrained on that split with :func:`collapse.lm.training.train`.  Both are saved with
 ``save_pretrained`` in ``<cache>/base-<key>/`` where ``key`` is the SHA-256 of
 everything that determines them (preset fields, corpus fingerprint, split
 indices, split seed, library versions), so they are built once per setting and
-reused by every run, seed and workflow (:mod:`lm.cache`: ``--cache-dir``,
+reused by every run, seed and workflow (:mod:`collapse.lm.cache`: ``--cache-dir``,
 else ``$COLLAPSE_LM_CACHE``, else ``~/.cache/collapse-lm``).  An entry is
 built in a temporary directory and renamed into place, so a killed build never
 leaves a half entry.
@@ -43,10 +43,10 @@ from transformers import (  # noqa: E402
     PreTrainedTokenizerFast,
 )
 
-from lm import seeding, training  # noqa: E402
-from lm.cache import settings_key  # noqa: E402
-from lm.presets import Preset  # noqa: E402
-from simulate.errors import UsageError  # noqa: E402
+from collapse.lm import seeding, training  # noqa: E402
+from collapse.lm.cache import settings_key  # noqa: E402
+from collapse.lm.presets import Preset  # noqa: E402
+from collapse.simulate.errors import UsageError  # noqa: E402
 
 transformers.utils.logging.set_verbosity_error()
 transformers.utils.logging.disable_progress_bar()
@@ -191,7 +191,7 @@ def load(spec: str, *, context: int | None = None) -> Bundle:
     style); end-of-text is its EOS token.  ``max_positions`` is the model's
     position limit, capped at ``context`` when given.
     """
-    from lm import hub
+    from collapse.lm import hub
 
     path = Path(spec).expanduser()
     if path.is_dir():
@@ -205,7 +205,7 @@ def load(spec: str, *, context: int | None = None) -> Bundle:
         try:
             tokenizer, model = _from_pretrained(spec, local_only=True)
         except Exception:
-            from lm.run import MODEL_ALTERNATIVE
+            from collapse.lm.run import MODEL_ALTERNATIVE
 
             hub.require_hub("--model", spec, MODEL_ALTERNATIVE)
             try:

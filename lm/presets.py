@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
-from simulate.errors import UsageError
+from collapse.simulate.errors import UsageError
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ For each workflow, iteration ``t`` and metric the table holds the mean over
 replicate seeds ``m_t = (1/K) sum_s y_{s,t}`` and its standard error
 ``sem_t = sd_s(y_{s,t}) / sqrt(K)`` (sample standard deviation, ``K-1``
 divisor; blank (not applicable) when ``K = 1``), with ``replicates = K`` the number of seeds
-that completed iteration ``t``.  Columns are :data:`simulate.tables.SIMULATE_COLUMNS`
-with setting ``lm``, so the Gaussian, KDE and LM settings share one format.
+that completed iteration ``t``.  Columns are :data:`collapse.simulate.tables.SIMULATE_COLUMNS`
+with setting ``collapse.lm``, so the Gaussian, KDE and LM settings share one format.
 
 No torch here: reporting needs only the JSON files of the run.
 """
@@ -16,11 +16,11 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
-from analysis.vocabulary import LM, WORKFLOWS
-from lm import growth, rundir
-from lm.metrics import HELDOUT_CE, LM_METRICS, METRIC_LABELS, sample_metrics
-from simulate.errors import UsageError
-from simulate.tables import SIMULATE_COLUMNS, Table
+from collapse.analysis.vocabulary import LM, WORKFLOWS
+from collapse.lm import growth, rundir
+from collapse.lm.metrics import HELDOUT_CE, LM_METRICS, METRIC_LABELS, sample_metrics
+from collapse.simulate.errors import UsageError
+from collapse.simulate.tables import SIMULATE_COLUMNS, Table
 
 
 def load_records(root: str | Path) -> tuple[dict, list[dict]]:
@@ -99,7 +99,7 @@ def real_reference(root: str | Path) -> dict[str, float]:
 
 
 def growth_verdicts(table: Table, metric: str = HELDOUT_CE) -> dict[str, growth.Verdict]:
-    """:func:`lm.growth.fit_growth` of each workflow's ``metric`` curve in ``table``."""
+    """:func:`collapse.lm.growth.fit_growth` of each workflow's ``metric`` curve in ``table``."""
     out = {}
     for workflow in WORKFLOWS:
         rows = table.select(workflow=workflow, metric=metric).records()
@@ -120,7 +120,7 @@ def plot(table: Table, path: str | Path, title: str | None = None) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from simulate.plotting import WORKFLOW_COLOURS
+    from collapse.simulate.plotting import WORKFLOW_COLOURS
 
     metrics = [m for m in LM_METRICS if table.select(metric=m).rows]
     cols = 2 if len(metrics) > 1 else 1

@@ -2,17 +2,17 @@
 
 For every replicate seed ``s`` and workflow, iteration ``t = 1..T``:
 
-1. ``D_t`` (:mod:`lm.workflows`): the ``n`` real documents at ``t = 1``, then
+1. ``D_t`` (:mod:`collapse.lm.workflows`): the ``n`` real documents at ``t = 1``, then
    the workflow's mix of real and sampled texts;
 2. model ``t`` = a fresh copy of the *same* base model fine-tuned on ``D_t``
    (``finetune_epochs`` epochs, AdamW, seed ``(s, t, "train")``);
 3. held-out cross-entropy of model ``t`` on the fixed evaluation documents
-   (nats per token and bits per byte, :mod:`lm.metrics`);
+   (nats per token and bits per byte, :mod:`collapse.lm.metrics`);
 4. ``n`` texts sampled from model ``t`` at the preset temperature (1 by
    default) from begin-of-text with no prompt (seed ``(s, t, "sample")``),
    and their length and distinct-bigram statistics.
 
-All randomness comes from :mod:`lm.seeding`, so an iteration's result is a
+All randomness comes from :mod:`collapse.lm.seeding`, so an iteration's result is a
 function of the settings, ``s``, ``t`` and the earlier iterations' samples;
 resumed runs therefore equal uninterrupted ones, and iteration 1 is the same
 for every workflow.  Computation is single-threaded by default (``threads=1``)
@@ -29,12 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from analysis.vocabulary import WORKFLOWS
-from lm import corpus as corpus_mod
-from lm import metrics as M
-from lm import rundir, seeding, workflows
-from lm.presets import Preset
-from simulate.errors import UsageError
+from collapse.analysis.vocabulary import WORKFLOWS
+from collapse.lm import corpus as corpus_mod
+from collapse.lm import metrics as M
+from collapse.lm import rundir, seeding, workflows
+from collapse.lm.presets import Preset
+from collapse.simulate.errors import UsageError
 
 Hook = Callable[[str, str, int, int], None]
 
@@ -45,7 +45,7 @@ DONE = "done"
 
 @dataclass(frozen=True)
 class RunConfig:
-    """The settings of a run (everything that changes results; see :mod:`lm.rundir`).
+    """The settings of a run (everything that changes results; see :mod:`collapse.lm.rundir`).
 
     ``preset`` already carries any ``--n`` / ``--n-eval`` override; ``seed`` is
     the first replicate seed (replicates are ``seed, seed+1, ...``);
@@ -88,7 +88,7 @@ def check_model_spec(spec: str) -> None:
     """:class:`UsageError` for a ``--model`` that cannot be loaded, found before torch is imported.
 
     A path-like name must be a directory; a hub name must be in the local
-    Hugging Face cache or the hub must be reachable (:mod:`lm.hub`).
+    Hugging Face cache or the hub must be reachable (:mod:`collapse.lm.hub`).
     """
     path = Path(spec).expanduser()
     if path.is_dir():
@@ -97,7 +97,7 @@ def check_model_spec(spec: str) -> None:
         raise UsageError(f"--model: {spec!r} is a file, not a model directory")
     if spec.startswith(("/", ".", "~")):
         raise UsageError(f"--model: no such model directory {spec!r}")
-    from lm import hub
+    from collapse.lm import hub
 
     if _in_hub_cache(spec) or hub.hub_reachable():
         return
@@ -125,7 +125,7 @@ class _Context:
     """Everything shared by the iterations of one call: corpus, splits, base model, eval windows."""
 
     def __init__(self, config: RunConfig, cache_dir, show_progress: bool, log) -> None:
-        from lm import cache
+        from collapse.lm import cache
 
         self.config = config
         preset = config.preset
@@ -190,7 +190,7 @@ class _Context:
 
     def load_base(self) -> None:
         """Build or fetch the base model, then encode the evaluation windows."""
-        from lm import modeling, training
+        from collapse.lm import modeling, training
 
         preset = self.config.preset
         if self.model_spec is None:
@@ -212,7 +212,7 @@ def _compute_iteration(
     ctx: _Context, workflow: str, seed: int, t: int, real: Sequence[str],
     samples: list[list[str]], hook: Hook | None,
 ) -> tuple[dict, list[dict], list]:
-    from lm import training
+    from collapse.lm import training
 
     preset = ctx.config.preset
     b = ctx.bundle
@@ -322,7 +322,7 @@ def run(
         ctx.load_base()
     rundir.open_run(output, ctx.settings(), extent, ctx.provenance())
     result = RunResult(output=output)
-    from lm.progress import bar
+    from collapse.lm.progress import bar
 
     with bar(total=len(todo), desc="lm iterations", enabled=show_progress, unit="it", leave=True) as overall:
         for s in seeds:

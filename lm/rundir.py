@@ -26,8 +26,8 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
-from simulate.errors import UsageError
-from simulate.tables import atomic_write_text
+from collapse.simulate.errors import UsageError
+from collapse.simulate.tables import atomic_write_text
 
 FORMAT = "collapse-lm-run/1"
 CONFIG = "config.json"

@@ -28,7 +28,7 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from lm.progress import bar
+from collapse.lm.progress import bar
 
 IGNORE = -100
 #: batches per length-sorted group in :func:`length_grouped_batches`

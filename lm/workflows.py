@@ -22,7 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
-from analysis.vocabulary import ACCUMULATE, ACCUMULATE_SUBSAMPLE, REPLACE, check_workflow
+from collapse.analysis.vocabulary import ACCUMULATE, ACCUMULATE_SUBSAMPLE, REPLACE, check_workflow
 
 Ref = tuple[int, int]
 

@@ -15,8 +15,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from simulate.cli import main as collapse
-from simulate.tables import Table
+from collapse.simulate.cli import main as collapse
+from collapse.simulate.tables import Table
 
 KDE_RUNS = [
     # (n, bandwidth, replicates): blobs truth, the paper's n and bandwidths.

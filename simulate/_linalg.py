@@ -1,6 +1,6 @@
 """Batched dense linear algebra on stacks of small matrices, shape ``(R, k, k)``.
 
-Helpers of :mod:`simulate.gaussian`.  Every function works slice by slice (one
+Helpers of :mod:`collapse.simulate.gaussian`.  Every function works slice by slice (one
 replicate per leading index) with whole-stack numpy operations, and the result for
 one slice never depends on the other slices, so the Monte Carlo engines give
 bit-for-bit identical replicates whatever the chunk of replicates they run in.

@@ -1,6 +1,6 @@
 """Exact samplers for the sufficient statistics of a Gaussian sample.
 
-Helpers of :mod:`simulate.gaussian`.  For ``m`` iid points ``x_i = mu + A z_i``,
+Helpers of :mod:`collapse.simulate.gaussian`.  For ``m`` iid points ``x_i = mu + A z_i``,
 ``z_i ~ N(0, I_k)``, the sample mean and the scatter matrix about it are
 independent, with
 

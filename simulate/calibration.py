@@ -2,7 +2,7 @@
 
 The verdict claims a family-wise false-alarm rate of at most ``alpha`` when the
 theory is right.  That claim rests on the normal approximation of every tested
-row and on the heavy-tail rule of :mod:`simulate.stats`, so it is measured: run
+row and on the heavy-tail rule of :mod:`collapse.simulate.stats`, so it is measured: run
 the whole comparison (all workflows, metrics and iterations, as the command does)
 for many independent seeds with the exact theory, and count the seeds whose
 verdict is "inconsistent".  The count is Binomial(seeds, rate); the report gives
@@ -16,8 +16,8 @@ from typing import Any, Sequence
 
 from scipy import stats as sps
 
-from simulate.settings import settings
-from simulate.stats import compare
+from collapse.simulate.settings import settings
+from collapse.simulate.stats import compare
 
 
 @dataclass(frozen=True)

@@ -27,11 +27,11 @@ from typing import Sequence
 
 import numpy as np
 
-from analysis.vocabulary import ALL, WORKFLOWS, parse_workflows
-from simulate.argtypes import any_float, int_at_least, probability
-from simulate.errors import UsageError
-from simulate.settings import Setting, settings
-from simulate.tables import FORMATS, THEORY_COLUMNS, Table, atomic_write_text
+from collapse.analysis.vocabulary import ALL, WORKFLOWS, parse_workflows
+from collapse.simulate.argtypes import any_float, int_at_least, probability
+from collapse.simulate.errors import UsageError
+from collapse.simulate.settings import Setting, settings
+from collapse.simulate.tables import FORMATS, THEORY_COLUMNS, Table, atomic_write_text
 
 PROG = "collapse"
 
@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _register_lm(commands: argparse._SubParsersAction) -> None:
     # The LM subcommands are declared here but import torch only when they run.
-    from lm.cli import register
+    from collapse.lm.cli import register
 
     register(commands)
 
@@ -220,21 +220,21 @@ def run_theory(args: argparse.Namespace) -> int:
     table, _ = theory_table(setting, config, args.workflows, args.iterations)
     _emit(table, args)
     if args.plot is not None:
-        from simulate.plotting import plot_curves
+        from collapse.simulate.plotting import plot_curves
 
         plot_curves(args.plot, theory=table, title=setting.describe(config) + " (theory)")
     return 0
 
 
 def run_simulate(args: argparse.Namespace) -> int:
-    from simulate.stats import simulate_table
+    from collapse.simulate.stats import simulate_table
 
     setting, config = _configure(args)
     samples = replicates(setting, config, args)
     table = simulate_table(setting.name, samples)
     _emit(table, args)
     if args.plot is not None:
-        from simulate.plotting import plot_curves
+        from collapse.simulate.plotting import plot_curves
 
         plot_curves(args.plot, simulated=table,
                     title=f"{setting.describe(config)}, {args.replicates} replicates")
@@ -242,7 +242,7 @@ def run_simulate(args: argparse.Namespace) -> int:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from simulate.stats import compare, simulate_table
+    from collapse.simulate.stats import compare, simulate_table
 
     setting, config = _configure(args)
     theory, values = theory_table(setting, config, args.workflows, args.iterations,
@@ -269,7 +269,7 @@ def run_compare(args: argparse.Namespace) -> int:
         else:
             _emit(result.table, args)
     if args.plot is not None:
-        from simulate.plotting import plot_curves
+        from collapse.simulate.plotting import plot_curves
 
         plot_curves(args.plot, simulated=simulate_table(setting.name, samples), theory=theory,
                     title=header)

@@ -4,9 +4,9 @@ A *truth* is the distribution the real data come from.  Five are available
 (:data:`TRUTHS`):
 
 ``gaussian``
-    ``N(0, sigma0^2 I_dim)``; exact theory applies (:func:`analysis.truths.gaussian_truth`).
+    ``N(0, sigma0^2 I_dim)``; exact theory applies (:func:`collapse.analysis.truths.gaussian_truth`).
 ``blobs``
-    ``(1/3) sum_k N(c_k, I_2)`` with the fixed centres of :func:`analysis.truths.blobs_truth`;
+    ``(1/3) sum_k N(c_k, I_2)`` with the fixed centres of :func:`collapse.analysis.truths.blobs_truth`;
     exact theory applies.  Points are drawn i.i.d. from the mixture (component
     counts multinomial), which is what the exact theory assumes.  This departs
     from sklearn's ``make_blobs`` in two ways: sklearn draws random centres on
@@ -41,9 +41,9 @@ from typing import Callable
 
 import numpy as np
 
-from analysis.truths import GaussianMixture, blobs_truth, gaussian_truth
-from simulate.errors import UsageError
-from simulate.validation import check_int
+from collapse.analysis.truths import GaussianMixture, blobs_truth, gaussian_truth
+from collapse.simulate.errors import UsageError
+from collapse.simulate.validation import check_int
 
 GAUSSIAN_TRUTH = "gaussian"
 BLOBS = "blobs"
@@ -109,7 +109,7 @@ def make_truth_sampler(name: str, *, dim: int = 2, sigma0: float = 1.0) -> Sampl
 
     ``dim`` and ``sigma0`` parametrise ``gaussian`` only (``N(0, sigma0^2 I_dim)``);
     for a truth of fixed dimension ``dim`` must equal that dimension and
-    ``sigma0`` must be left at 1.  Raises :class:`simulate.errors.UsageError` (a
+    ``sigma0`` must be left at 1.  Raises :class:`collapse.simulate.errors.UsageError` (a
     ``ValueError``) naming the offending parameter.
     """
     _check_truth(name)

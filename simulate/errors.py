@@ -1,7 +1,7 @@
 """The one exception type for bad user input.
 
 Raised anywhere below the command line with a one-line message that names the
-parameter and its valid range; :func:`simulate.cli.main` prints it as
+parameter and its valid range; :func:`collapse.simulate.cli.main` prints it as
 ``collapse: error: <message>`` and exits with status 2, without a traceback.
 """
 

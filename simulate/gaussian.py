@@ -19,7 +19,7 @@ fit.  ``D_1`` is ``n`` real points; for ``t >= 2``:
     a uniform ``n``-subset, without replacement, of that pool,
     drawn afresh every iteration.
 
-Metrics per replicate and iteration (names from :mod:`analysis.vocabulary`):
+Metrics per replicate and iteration (names from :mod:`collapse.analysis.vocabulary`):
 
 ``mean_sq_error``
     ``||mu_hat_t||^2`` (squared data units; the truth's mean is 0);
@@ -56,7 +56,7 @@ Engines (``engine=``):
     rounding moves the metrics by about ``1e-6`` relative, checked against float64
     on the same draws in the tests.
 ``stats``   sufficient statistics, for ``replace`` and ``accumulate`` only (see
-    :mod:`simulate._wishart`): a batch of ``n`` points from ``N(mu, A A^T)`` has mean
+    :mod:`collapse.simulate._wishart`): a batch of ``n`` points from ``N(mu, A A^T)`` has mean
     ``mu + A g / sqrt(n)`` and scatter ``A C C^T A^T``, ``C`` a Bartlett factor of
     ``Wishart_k(n-1, I)``, independent, so an iteration costs ``O(d^3)`` whatever
     ``n``.  ``replace`` keeps a triangular factor ``A_t = A_{t-1} C_t / sqrt(c_n)`` and
@@ -111,7 +111,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analysis.vocabulary import (
+from collapse.analysis.vocabulary import (
     ACCUMULATE,
     ACCUMULATE_SUBSAMPLE,
     COV_DET_RATIO,
@@ -124,10 +124,10 @@ from analysis.vocabulary import (
     TEST_NLL,
     UNBIASED,
 )
-from simulate._linalg import safe_cholesky, tri_inv
-from simulate._wishart import draw_bartlett, helmert
-from simulate.errors import UsageError
-from simulate.validation import check_int, check_workflow
+from collapse.simulate._linalg import safe_cholesky, tri_inv
+from collapse.simulate._wishart import draw_bartlett, helmert
+from collapse.simulate.errors import UsageError
+from collapse.simulate.validation import check_int, check_workflow
 
 AUTO = "auto"
 STATS = "stats"
@@ -762,7 +762,7 @@ def simulate_gaussian(workflow: str, *, n: int, dim: int, iterations: int, repli
 
     Parameters
     ----------
-    workflow : one of :data:`analysis.vocabulary.WORKFLOWS`.
+    workflow : one of :data:`collapse.analysis.vocabulary.WORKFLOWS`.
     n : points per model (``>= 2``); dim : dimension ``d`` (``>= 1``);
     iterations : model-fitting iterations ``T`` (``>= 1``); replicates : ``>= 1``.
     sigma2 : truth ``N(0, sigma2 I_d)``, ``> 0``.
@@ -777,7 +777,7 @@ def simulate_gaussian(workflow: str, *, n: int, dim: int, iterations: int, repli
 
     Returns
     -------
-    dict mapping every name of :data:`analysis.vocabulary.GAUSSIAN_METRICS` to a
+    dict mapping every name of :data:`collapse.analysis.vocabulary.GAUSSIAN_METRICS` to a
     float64 array ``(replicates, iterations)``; column ``t - 1`` is iteration ``t``.
     Never NaN (see the module docstring for ``inf``).
 

@@ -28,7 +28,7 @@ So under ``replace`` and ``accumulate-subsample`` the rule gives one constant ``
 under ``accumulate`` it shrinks as the pool grows.  As in the paper's ``fit_kdes.py``,
 sampling from model ``t`` uses the bandwidth model ``t`` was fitted with.
 
-Metrics per replicate and iteration ``t`` (names from :mod:`analysis.vocabulary`):
+Metrics per replicate and iteration ``t`` (names from :mod:`collapse.analysis.vocabulary`):
 
 ``mise``  (inverse data-volume units) the realised integrated squared error
     ``int (p_hat_t - p0)^2 dx``, exact for truths that are isotropic Gaussian mixtures
@@ -70,16 +70,16 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from analysis.truths import GaussianMixture
-from analysis.vocabulary import ACCUMULATE, ACCUMULATE_SUBSAMPLE, MISE, REPLACE, TEST_NLL
-from simulate.datasets import (
+from collapse.analysis.truths import GaussianMixture
+from collapse.analysis.vocabulary import ACCUMULATE, ACCUMULATE_SUBSAMPLE, MISE, REPLACE, TEST_NLL
+from collapse.simulate.datasets import (
     TRUTHS,
     Sampler,
     make_truth_sampler,
     truth_dim,
 )
-from simulate.errors import UsageError
-from simulate.validation import check_int, check_workflow
+from collapse.simulate.errors import UsageError
+from collapse.simulate.validation import check_int, check_workflow
 
 __all__ = [
     "BANDWIDTH_RULES",
@@ -499,7 +499,7 @@ def simulate_kde(
 
     Parameters
     ----------
-    workflow : one of :data:`analysis.vocabulary.WORKFLOWS`.
+    workflow : one of :data:`collapse.analysis.vocabulary.WORKFLOWS`.
     n : real points, and points sampled from every model (``>= 2``).
     iterations : model-fitting iterations ``T`` (iteration 1 = fitted on real data).
     replicates : independent replicates ``R``.

@@ -12,8 +12,8 @@ import math
 from pathlib import Path
 from typing import Iterable
 
-from analysis.vocabulary import WORKFLOWS
-from simulate.tables import Table
+from collapse.analysis.vocabulary import WORKFLOWS
+from collapse.simulate.tables import Table
 
 #: One colour per workflow in every figure of the project (Gaussian, KDE and LM).
 WORKFLOW_COLOURS = {"replace": "#d62728", "accumulate": "#1f77b4",

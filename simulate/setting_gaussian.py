@@ -1,8 +1,8 @@
 """The ``gaussian`` setting: fit ``N(mu_hat, Sigma_hat)`` to ``D_t``, sample ``n`` points.
 
 Truth ``N(0, sigma2 I_dim)``.  Exact expectations come from
-:func:`analysis.gaussian.gaussian_theory`, replicates from
-:func:`simulate.gaussian.simulate_gaussian`.
+:func:`collapse.analysis.gaussian.gaussian_theory`, replicates from
+:func:`collapse.simulate.gaussian.simulate_gaussian`.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analysis.vocabulary import COVARIANCE_ESTIMATORS, GAUSSIAN, MLE, TEST_NLL
-from simulate.argtypes import int_at_least, positive_float
-from simulate.errors import UsageError
-from simulate.settings import Setting, TheoryResult, register
+from collapse.analysis.vocabulary import COVARIANCE_ESTIMATORS, GAUSSIAN, MLE, TEST_NLL
+from collapse.simulate.argtypes import int_at_least, positive_float
+from collapse.simulate.errors import UsageError
+from collapse.simulate.settings import Setting, TheoryResult, register
 
 ENGINES = ("auto", "stats", "points")
 
@@ -63,7 +63,7 @@ class GaussianSetting(Setting):
                 f"covariance={config.covariance}")
 
     def theory(self, config: GaussianConfig, workflow: str, iterations: int) -> TheoryResult:
-        from analysis.gaussian import gaussian_theory
+        from collapse.analysis.gaussian import gaussian_theory
 
         result = gaussian_theory(workflow, n=config.n, dim=config.dim, iterations=iterations,
                                  sigma2=config.sigma2, covariance=config.covariance)
@@ -71,7 +71,7 @@ class GaussianSetting(Setting):
 
     def simulate(self, config: GaussianConfig, workflow: str, *, iterations: int,
                  replicates: int, seed: int, chunk_size: int | None) -> dict[str, np.ndarray]:
-        from simulate.gaussian import simulate_gaussian
+        from collapse.simulate.gaussian import simulate_gaussian
 
         return simulate_gaussian(workflow, n=config.n, dim=config.dim, iterations=iterations,
                                  replicates=replicates, sigma2=config.sigma2,

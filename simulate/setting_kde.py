@@ -2,9 +2,9 @@
 
 Model ``t`` is ``p_hat_t(x) = (1/|D_t|) sum_{y in D_t} phi_h(x - y)``; sampling picks a
 uniform point of ``D_t`` and adds ``N(0, h^2 I)`` noise.  Exact expected MISE
-(:func:`analysis.kde.kde_theory`) exists for a fixed bandwidth and a Gaussian or
+(:func:`collapse.analysis.kde.kde_theory`) exists for a fixed bandwidth and a Gaussian or
 Gaussian-mixture truth (``gaussian``, ``blobs``); the paper's held-out NLL and the
-sklearn datasets are Monte Carlo only (:func:`simulate.kde.simulate_kde`).
+sklearn datasets are Monte Carlo only (:func:`collapse.simulate.kde.simulate_kde`).
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analysis.vocabulary import KDE, MISE, TEST_NLL
-from simulate.argtypes import int_at_least, positive_float
-from simulate.errors import UsageError
-from simulate.settings import Setting, TheoryResult, register
+from collapse.analysis.vocabulary import KDE, MISE, TEST_NLL
+from collapse.simulate.argtypes import int_at_least, positive_float
+from collapse.simulate.errors import UsageError
+from collapse.simulate.settings import Setting, TheoryResult, register
 
 TRUTH_NAMES = ("gaussian", "blobs", "moons", "circles", "swiss-roll")
 BANDWIDTH_RULES = ("scott", "silverman")
@@ -88,7 +88,7 @@ class KDESetting(Setting):
         return f"KDE: truth={config.truth}{extra}, d={config.dim}, n={config.n}, h={h}"
 
     def _mixture(self, config: KDEConfig):
-        from analysis.truths import blobs_truth, gaussian_truth
+        from collapse.analysis.truths import blobs_truth, gaussian_truth
 
         if config.truth == "gaussian":
             return gaussian_truth(config.dim, config.sigma0)
@@ -104,7 +104,7 @@ class KDESetting(Setting):
         if isinstance(config.bandwidth, str):
             return TheoryResult({}, (f"no exact theory for --bandwidth {config.bandwidth} "
                                      "(data-dependent bandwidth): Monte Carlo only",))
-        from analysis.kde import kde_theory
+        from collapse.analysis.kde import kde_theory
 
         result = kde_theory(workflow, n=config.n, bandwidth=config.bandwidth,
                             iterations=iterations, truth=mixture)
@@ -112,7 +112,7 @@ class KDESetting(Setting):
 
     def simulate(self, config: KDEConfig, workflow: str, *, iterations: int, replicates: int,
                  seed: int, chunk_size: int | None) -> dict[str, np.ndarray]:
-        from simulate.kde import simulate_kde
+        from collapse.simulate.kde import simulate_kde
 
         return simulate_kde(workflow, n=config.n, iterations=iterations, replicates=replicates,
                             truth=config.truth, dim=config.dim, sigma0=config.sigma0,

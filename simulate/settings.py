@@ -4,7 +4,7 @@ A setting adapter turns parsed command-line options into a validated
 configuration, and answers three questions for one workflow: the exact
 expectations per iteration (:meth:`Setting.theory`), Monte Carlo replicates per
 iteration (:meth:`Setting.simulate`) and known lower bounds of its metrics (for
-the heavy-tail diagnostic of :mod:`simulate.stats`).  The command-line layer,
+the heavy-tail diagnostic of :mod:`collapse.simulate.stats`).  The command-line layer,
 tables, statistics and plots are shared; only adapters know about Gaussians or
 kernels.
 """
@@ -64,5 +64,5 @@ def register(setting: Setting) -> Setting:
 def settings() -> dict[str, Setting]:
     """All registered adapters, importing the built-in ones on first use."""
     if not _REGISTRY:
-        from simulate import setting_gaussian, setting_kde  # noqa: F401  (they register)
+        from collapse.simulate import setting_gaussian, setting_kde  # noqa: F401  (they register)
     return dict(_REGISTRY)

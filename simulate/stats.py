@@ -42,7 +42,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from scipy import stats as sps
 
-from simulate.tables import COMPARE_COLUMNS, SIMULATE_COLUMNS, Table
+from collapse.simulate.tables import COMPARE_COLUMNS, SIMULATE_COLUMNS, Table
 
 #: Largest estimated skewness of a row's sample mean for which its z-test counts.
 HEAVY_TAIL_SKEW = 0.05
@@ -133,7 +133,7 @@ def summarize(samples: np.ndarray, lower: float | None = None) -> Summary:
 class ComparisonResult:
     """All rows of one comparison plus the per-(workflow, metric) verdicts.
 
-    ``table`` has the CSV schema :data:`simulate.tables.COMPARE_COLUMNS`; rows that
+    ``table`` has the CSV schema :data:`collapse.simulate.tables.COMPARE_COLUMNS`; rows that
     were not tested have blank ``z``, ``p_adjusted`` and ``consistent``, and their
     reason is in ``status`` (parallel to ``table.rows``).
     """
@@ -297,7 +297,7 @@ def simulate_table(
     setting: str,
     samples: Mapping[str, Mapping[str, np.ndarray]],
 ) -> Table:
-    """Tidy ``simulate`` table (mean and sem per iteration) from replicates."""
+    """Tidy ``collapse.simulate`` table (mean and sem per iteration) from replicates."""
     table = Table(SIMULATE_COLUMNS)
     for workflow, per_metric in samples.items():
         for metric, x in per_metric.items():

@@ -1,16 +1,16 @@
-"""Argument checks of the Monte Carlo engines: the :mod:`analysis.vocabulary` checks,
-raising :class:`simulate.errors.UsageError` (a ValueError) so that the command line
+"""Argument checks of the Monte Carlo engines: the :mod:`collapse.analysis.vocabulary` checks,
+raising :class:`collapse.simulate.errors.UsageError` (a ValueError) so that the command line
 prints them as one-line usage errors.
 """
 
 from __future__ import annotations
 
-from analysis import vocabulary
-from simulate.errors import UsageError
+from collapse.analysis import vocabulary
+from collapse.simulate.errors import UsageError
 
 
 def check_int(param: str, value: object, minimum: int) -> int:
-    """:func:`analysis.vocabulary.check_int`, raising UsageError."""
+    """:func:`collapse.analysis.vocabulary.check_int`, raising UsageError."""
     try:
         return vocabulary.check_int(param, value, minimum)
     except ValueError as exc:
@@ -18,7 +18,7 @@ def check_int(param: str, value: object, minimum: int) -> int:
 
 
 def check_workflow(workflow: object) -> str:
-    """:func:`analysis.vocabulary.check_workflow`, raising UsageError."""
+    """:func:`collapse.analysis.vocabulary.check_workflow`, raising UsageError."""
     try:
         return vocabulary.check_workflow(workflow)
     except ValueError as exc:

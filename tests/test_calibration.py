@@ -14,12 +14,12 @@ import gc
 import pytest
 from scipy import stats as sps
 
-from analysis.vocabulary import WORKFLOWS
-from simulate.calibration import false_alarm_rate
-from simulate.setting_gaussian import GaussianConfig
-from simulate.setting_kde import KDEConfig
-from simulate.settings import settings
-from simulate.stats import compare
+from collapse.analysis.vocabulary import WORKFLOWS
+from collapse.simulate.calibration import false_alarm_rate
+from collapse.simulate.setting_gaussian import GaussianConfig
+from collapse.simulate.setting_kde import KDEConfig
+from collapse.simulate.settings import settings
+from collapse.simulate.stats import compare
 
 SEEDS = 100
 ALPHA = 0.05

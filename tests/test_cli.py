@@ -1,6 +1,6 @@
 """The `collapse` command-line contract (DESIGN.md section 6).
 
-Most checks call ``simulate.cli.main`` in-process; a few run the installed console
+Most checks call ``collapse.simulate.cli.main`` in-process; a few run the installed console
 script to check exit statuses and that error output is one line without a
 traceback.
 """
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from analysis.vocabulary import GAUSSIAN_METRICS, WORKFLOWS
-from simulate.cli import main
-from simulate.tables import COMPARE_COLUMNS, SIMULATE_COLUMNS, THEORY_COLUMNS, Table
+from collapse.analysis.vocabulary import GAUSSIAN_METRICS, WORKFLOWS
+from collapse.simulate.cli import main
+from collapse.simulate.tables import COMPARE_COLUMNS, SIMULATE_COLUMNS, THEORY_COLUMNS, Table
 
 COLLAPSE = shutil.which("collapse") or str(Path(sys.executable).parent / "collapse")
 

@@ -6,11 +6,11 @@ import subprocess
 
 import pytest
 
-from analysis.kde import expected_mise
-from analysis.truths import gaussian_truth
-from analysis.vocabulary import WORKFLOWS
-from simulate.cli import main
-from simulate.tables import SIMULATE_COLUMNS, THEORY_COLUMNS, Table
+from collapse.analysis.kde import expected_mise
+from collapse.analysis.truths import gaussian_truth
+from collapse.analysis.vocabulary import WORKFLOWS
+from collapse.simulate.cli import main
+from collapse.simulate.tables import SIMULATE_COLUMNS, THEORY_COLUMNS, Table
 from test_cli import COLLAPSE
 
 

@@ -2,8 +2,8 @@
 
 Fast checks (default suite):
 
-* every formula block of the theory pages is produced from ``analysis`` and prints as
-  LaTeX; replacing an ``analysis`` function changes the printed formula (the pages follow
+* every formula block of the theory pages is produced from ``collapse.analysis`` and prints as
+  LaTeX; replacing an ``collapse.analysis`` function changes the printed formula (the pages follow
   the code); the *stated* steps (recursions, Euler's product, the ``H_t`` expansion, the
   log-normal skewness) pass their build-time checks, and a deliberately wrong version of
   each fails them (negative controls);
@@ -47,7 +47,7 @@ sys.path.insert(0, str(DOCS / "_ext"))
 from collapse_docs import STAMP, formulas, numbers, runs  # noqa: E402
 from collapse_docs.latex import tex  # noqa: E402
 
-from analysis import gaussian_symbolic as gs  # noqa: E402
+from collapse.analysis import gaussian_symbolic as gs  # noqa: E402
 
 # --------------------------------------------------------------------------- formulas
 

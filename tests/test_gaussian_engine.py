@@ -1,4 +1,4 @@
-"""Monte Carlo engines of the Gaussian setting (:mod:`simulate.gaussian`).
+"""Monte Carlo engines of the Gaussian setting (:mod:`collapse.simulate.gaussian`).
 
 Statistical checks use fixed seeds and a stated false-alarm rate: each family of
 tests is Bonferroni-corrected to ``ALPHA = 1e-3`` in total, and every family has a
@@ -38,12 +38,12 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-from analysis.vocabulary import (ACCUMULATE, ACCUMULATE_SUBSAMPLE, COV_DET_RATIO,
+from collapse.analysis.vocabulary import (ACCUMULATE, ACCUMULATE_SUBSAMPLE, COV_DET_RATIO,
                                  COV_TRACE_RATIO, GAUSSIAN_METRICS, LOG_COV_DET_RATIO,
                                  MEAN_SQ_ERROR, REPLACE, TEST_NLL, UNBIASED, WORKFLOWS)
-from simulate import gaussian
-from simulate._linalg import safe_cholesky, tri_inv
-from simulate.gaussian import simulate_gaussian
+from collapse.simulate import gaussian
+from collapse.simulate._linalg import safe_cholesky, tri_inv
+from collapse.simulate.gaussian import simulate_gaussian
 
 ALPHA = 1e-3
 

@@ -25,7 +25,7 @@ import pytest
 import sympy as sp
 from scipy import special, stats
 
-from analysis.gaussian import (
+from collapse.analysis.gaussian import (
     GaussianTheory,
     accumulate_known_covariance_mean_error,
     formula,
@@ -37,8 +37,8 @@ from analysis.gaussian import (
     replace_closed_forms,
     symbolic_moments,
 )
-from analysis import gaussian_symbolic as gs
-from analysis.vocabulary import (
+from collapse.analysis import gaussian_symbolic as gs
+from collapse.analysis.vocabulary import (
     ACCUMULATE,
     ACCUMULATE_SUBSAMPLE,
     COV_DET_RATIO,

@@ -1,4 +1,4 @@
-"""Tests of the KDE Monte Carlo engine (:mod:`simulate.kde`) and its truths (:mod:`simulate.datasets`).
+"""Tests of the KDE Monte Carlo engine (:mod:`collapse.simulate.kde`) and its truths (:mod:`collapse.simulate.datasets`).
 
 Monte Carlo checks use fixed seeds and two-sided z-tests of a replicate mean against an
 expectation derived here, independently of the engine, with Holm's adjustment inside
@@ -17,10 +17,10 @@ from scipy import integrate, stats
 from scipy.special import logsumexp
 from statsmodels.stats.multitest import multipletests
 
-from analysis.truths import BLOBS_CENTRES, blobs_truth, gaussian_truth
-from analysis.vocabulary import ACCUMULATE, ACCUMULATE_SUBSAMPLE, MISE, REPLACE, TEST_NLL, WORKFLOWS
-from simulate import kde
-from simulate.datasets import (
+from collapse.analysis.truths import BLOBS_CENTRES, blobs_truth, gaussian_truth
+from collapse.analysis.vocabulary import ACCUMULATE, ACCUMULATE_SUBSAMPLE, MISE, REPLACE, TEST_NLL, WORKFLOWS
+from collapse.simulate import kde
+from collapse.simulate.datasets import (
     CIRCLES_FACTOR,
     SKLEARN_NOISE,
     TRUTHS,
@@ -30,8 +30,8 @@ from simulate.datasets import (
     swiss_roll_points,
     truth_dim,
 )
-from simulate.errors import UsageError
-from simulate.kde import heldout_nll, realised_mise, rule_bandwidth, simulate_kde
+from collapse.simulate.errors import UsageError
+from collapse.simulate.kde import heldout_nll, realised_mise, rule_bandwidth, simulate_kde
 
 #: Family-wise false-alarm rate of every Monte Carlo test function below.
 ALPHA = 1e-3
@@ -520,13 +520,13 @@ def test_sklearn_kernel_density_agrees_when_available():
 
 
 def test_mean_mise_agrees_with_exact_theory_for_every_workflow():
-    """Engine vs :func:`analysis.kde.expected_mise`, d = 1 (gaussian) and d = 2 (blobs).
+    """Engine vs :func:`collapse.analysis.kde.expected_mise`, d = 1 (gaussian) and d = 2 (blobs).
 
     One Holm family over 2 dimensions x 3 workflows x 8 iterations at ``ALPHA``.
     Negative control: the theory at a 10% larger bandwidth must be rejected for every
     dimension and workflow.
     """
-    from analysis.kde import expected_mise
+    from collapse.analysis.kde import expected_mise
 
     n, h, T, R = 10, 0.5, 8, 6000
     p_right, rejected_wrong = [], []

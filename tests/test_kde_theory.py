@@ -25,7 +25,7 @@ import pytest
 import sympy
 from scipy import stats
 
-from analysis.kde import (
+from collapse.analysis.kde import (
     H_SYMBOL,
     KDETheory,
     N_SYMBOL,
@@ -49,8 +49,8 @@ from analysis.kde import (
     symbolic_mise,
     truth_overlap,
 )
-from analysis.truths import GaussianMixture, blobs_truth, gaussian_truth
-from analysis.vocabulary import (
+from collapse.analysis.truths import GaussianMixture, blobs_truth, gaussian_truth
+from collapse.analysis.vocabulary import (
     ACCUMULATE,
     ACCUMULATE_SUBSAMPLE,
     MISE,

@@ -1,4 +1,4 @@
-"""`python -m lm run|report` (the `collapse lm` subcommands): end to end, bad input, light imports."""
+"""`python -m collapse.lm run|report` (the `collapse lm` subcommands): end to end, bad input, light imports."""
 
 import csv
 import json
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from analysis.vocabulary import WORKFLOWS
-from lm import metrics, rundir
-from simulate.tables import SIMULATE_COLUMNS
+from collapse.analysis.vocabulary import WORKFLOWS
+from collapse.lm import metrics, rundir
+from collapse.simulate.tables import SIMULATE_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,7 +29,7 @@ def assert_usage_error(proc, *needles):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert "Traceback" not in proc.stderr
-    assert lines[0].startswith("python -m lm: error: ")
+    assert lines[0].startswith("python -m collapse.lm: error: ")
     for needle in needles:
         assert needle in lines[0], lines[0]
 

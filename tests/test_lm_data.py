@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from analysis.vocabulary import ACCUMULATE, ACCUMULATE_SUBSAMPLE, REPLACE, WORKFLOWS
-from lm import corpus, metrics, seeding, workflows
-from simulate.errors import UsageError
+from collapse.analysis.vocabulary import ACCUMULATE, ACCUMULATE_SUBSAMPLE, REPLACE, WORKFLOWS
+from collapse.lm import corpus, metrics, seeding, workflows
+from collapse.simulate.errors import UsageError
 
 
 # -- workflow data assembly -----------------------------------------------------------------
@@ -181,7 +181,7 @@ def test_hub_records_render_as_in_the_paper():
 # -- progress bars ----------------------------------------------------------------------------
 
 def test_progress_bars_only_when_enabled(capsys):
-    from lm import progress
+    from collapse.lm import progress
 
     with progress.bar(total=3, desc="work", enabled=True) as bar:
         bar.update(3)

@@ -1,4 +1,4 @@
-"""Growth-shape verdicts of `lm report` (lm.growth): power, false alarms, honesty when short.
+"""Growth-shape verdicts of `collapse.lm report` (lm.growth): power, false alarms, honesty when short.
 
 Monte Carlo with fixed seeds: R = 100 synthetic curves over t = 1..10 with
 Gaussian noise of known sd (passed as the standard error).  Each check states
@@ -9,7 +9,7 @@ crossing the threshold is below 1e-3 (the false-alarm rate of the check).
 import numpy as np
 import pytest
 
-from lm import growth
+from collapse.lm import growth
 
 T = np.arange(1, 11)
 R = 100

@@ -16,11 +16,11 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from analysis.vocabulary import ACCUMULATE, ACCUMULATE_SUBSAMPLE, REPLACE, WORKFLOWS  # noqa: E402
-from lm import corpus, metrics, rundir  # noqa: E402
-from lm.presets import PRESETS, with_overrides  # noqa: E402
-from lm.run import DONE, TRAINED, RunConfig, run  # noqa: E402
-from simulate.errors import UsageError  # noqa: E402
+from collapse.analysis.vocabulary import ACCUMULATE, ACCUMULATE_SUBSAMPLE, REPLACE, WORKFLOWS  # noqa: E402
+from collapse.lm import corpus, metrics, rundir  # noqa: E402
+from collapse.lm.presets import PRESETS, with_overrides  # noqa: E402
+from collapse.lm.run import DONE, TRAINED, RunConfig, run  # noqa: E402
+from collapse.simulate.errors import UsageError  # noqa: E402
 
 MICRO = PRESETS["micro"]
 T = 3
@@ -148,7 +148,7 @@ def test_base_model_is_cached_by_settings(reference, cache):
 
 
 def _save_tiny_model(directory: Path) -> None:
-    from lm.modeling import ENDOFTEXT, build_model, train_tokenizer
+    from collapse.lm.modeling import ENDOFTEXT, build_model, train_tokenizer
 
     texts = corpus.default_corpus().documents[:200]
     tokenizer = train_tokenizer(texts, 300)

@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 
-from simulate.stats import DIVERGES, HEAVY, HEAVY_TAIL_SKEW, NO_THEORY, TESTED, compare, summarize
+from collapse.simulate.stats import DIVERGES, HEAVY, HEAVY_TAIL_SKEW, NO_THEORY, TESTED, compare, summarize
 
 
 def test_summarize_matches_numpy_and_handles_constants_and_infinities():
@@ -94,7 +94,7 @@ def test_edgeworth_correction_tracks_the_skewed_t_statistic():
     # simulated tail frequency has a relative sd of about 4%).
     from scipy import stats as sps
 
-    from simulate.stats import _row_z
+    from collapse.simulate.stats import _row_z
 
     rng = np.random.default_rng(11)
     reps, r = 200_000, 100

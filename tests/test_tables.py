@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from simulate.tables import (COMPARE_COLUMNS, SIMULATE_COLUMNS, THEORY_COLUMNS, Table,
+from collapse.simulate.tables import (COMPARE_COLUMNS, SIMULATE_COLUMNS, THEORY_COLUMNS, Table,
                              atomic_write_text)
 
 

@@ -1,6 +1,6 @@
 """Sphinx extension of the collapse-or-thrive docs: pages computed from the code.
 
-Directives and roles (each records the ``analysis``/``simulate`` sources as
+Directives and roles (each records the ``collapse.analysis``/``collapse.simulate`` sources as
 dependencies, so an incremental build re-reads the page when the code changes):
 
 ``.. collapse-formula:: NAME``
@@ -268,11 +268,18 @@ class CommandDirective(SphinxDirective):
 def public_modules(package: str, first: tuple[str, ...] = ()) -> list[str]:
     """Public submodules of ``package`` (no leading underscore, no ``__main__``):
     those named in ``first`` in that order, then the rest alphabetically."""
-    path = ROOT / package
+    path = _package_dir(package)
     names = sorted(info.name for info in pkgutil.iter_modules([str(path)])
                    if not info.name.startswith("_"))
     ordered = [n for n in first if n in names] + [n for n in names if n not in first]
     return [f"{package}.{name}" for name in ordered]
+
+
+def _package_dir(package: str) -> Path:
+    """The folder of an installed package (``collapse.analysis`` lives in ``analysis/``)."""
+    import importlib
+
+    return Path(importlib.import_module(package).__path__[0])
 
 
 class ApiDirective(SphinxDirective):
@@ -288,10 +295,12 @@ class ApiDirective(SphinxDirective):
 
     def run(self) -> list[nodes.Node]:
         package = self.arguments[0]
-        if not (ROOT / package / "__init__.py").is_file():
+        try:
+            folder = _package_dir(package)
+        except ImportError:
             logger.warning("collapse-api: no package %r", package, location=self.get_location())
             return []
-        self.env.note_dependency(str(ROOT / package))  # a new module changes its mtime
+        self.env.note_dependency(str(folder))  # a new module changes its mtime
         lines: list[str] = []
         for module in public_modules(package, tuple(line.strip() for line in self.content if line.strip())):
             head = f"``{module}``"

@@ -1,14 +1,14 @@
-"""Formulas of the theory pages, produced at build time from the ``analysis`` code.
+"""Formulas of the theory pages, produced at build time from the ``collapse.analysis`` code.
 
 Each entry of :data:`FORMULAS` returns a :class:`FormulaBlock`: equations whose
-right-hand sides are sympy expressions returned by ``analysis`` functions, printed
+right-hand sides are sympy expressions returned by ``collapse.analysis`` functions, printed
 with :func:`collapse_docs.latex.tex`.  The left-hand sides are notation, written
 here once.
 
 Some steps of a derivation are *stated* on a page rather than returned by a single
-``analysis`` function (for example the three scalar recursions, which the code runs
+``collapse.analysis`` function (for example the three scalar recursions, which the code runs
 numerically).  Those are built here as sympy expressions, printed from the same
-objects, and *verified* against the ``analysis`` code when the page is built: any
+objects, and *verified* against the ``collapse.analysis`` code when the page is built: any
 disagreement is returned in :attr:`FormulaBlock.problems`, which the Sphinx
 directive turns into a build warning (an error under ``-W``).  So neither kind of
 formula can drift from the code.
@@ -24,10 +24,10 @@ from typing import Any, Callable, Iterable
 import mpmath
 import sympy as sp
 
-from analysis import gaussian_symbolic as gs
-from analysis import kde as kde_theory
-from analysis.gaussian import pool_coefficients
-from analysis.vocabulary import (
+from collapse.analysis import gaussian_symbolic as gs
+from collapse.analysis import kde as kde_theory
+from collapse.analysis.gaussian import pool_coefficients
+from collapse.analysis.vocabulary import (
     ACCUMULATE,
     ACCUMULATE_SUBSAMPLE,
     COV_DET_RATIO,
@@ -224,7 +224,7 @@ def run_stated_recursion(rec: StatedRecursion, workflow: str, covariance: str,
 
 
 def recursion_problems(rec: StatedRecursion = STATED, iterations: int = 4) -> list[str]:
-    """Disagreements between the stated recursion and :func:`analysis.gaussian_symbolic.symbolic_moments`."""
+    """Disagreements between the stated recursion and :func:`collapse.analysis.gaussian_symbolic.symbolic_moments`."""
     problems = []
     for workflow in WORKFLOWS:
         for covariance in COVARIANCES:
@@ -525,7 +525,7 @@ def lognormal_problems(formula: sp.Expr = LOGNORMAL_SKEW) -> list[str]:
     import numpy as np
     from scipy import stats
 
-    from simulate.stats import _lognormal_skew
+    from collapse.simulate.stats import _lognormal_skew
 
     problems = []
     for s2 in (0.01, 0.5, 2.0):

@@ -34,7 +34,7 @@ class CollapseLatexPrinter(LatexPrinter):
 
 
 def _symbol_names() -> dict[sympy.Symbol, str]:
-    from analysis import gaussian_symbolic as gs
+    from collapse.analysis import gaussian_symbolic as gs
 
     return {gs.sigma2: r"\sigma^{2}"}
 

@@ -1,4 +1,4 @@
-"""Numbers and tables of the pages, computed at build time from ``analysis``/``simulate``.
+"""Numbers and tables of the pages, computed at build time from ``collapse.analysis``/``collapse.simulate``.
 
 :func:`value` answers the ``collapse-value`` role: a small grammar of dotted names,
 for example ``gauss.lim.b.accumulate.mle.n100`` (the ``t -> infinity`` limit of
@@ -17,11 +17,11 @@ from typing import Any, Callable
 
 import sympy as sp
 
-from analysis import gaussian_symbolic as gs
-from analysis.gaussian import gaussian_theory, limit_values, replace_one_step
-from analysis.kde import expected_density_variance, expected_mise
-from analysis.truths import blobs_truth, gaussian_truth
-from analysis.vocabulary import (
+from collapse.analysis import gaussian_symbolic as gs
+from collapse.analysis.gaussian import gaussian_theory, limit_values, replace_one_step
+from collapse.analysis.kde import expected_density_variance, expected_mise
+from collapse.analysis.truths import blobs_truth, gaussian_truth
+from collapse.analysis.vocabulary import (
     COV_TRACE_RATIO,
     COVARIANCE_ESTIMATORS,
     MEAN_SQ_ERROR,
@@ -62,7 +62,7 @@ def _gauss_series(workflow: str, n: int, covariance: str, iterations: int) -> di
 
 
 def gauss_ratio(which: str, workflow: str, covariance: str, n: int, t: int) -> float:
-    """``a_t`` (``which = "a"``) or ``b_t`` (``"b"``) from :func:`analysis.gaussian.gaussian_theory`."""
+    """``a_t`` (``which = "a"``) or ``b_t`` (``"b"``) from :func:`collapse.analysis.gaussian.gaussian_theory`."""
     series = _gauss_series(workflow, n, covariance, max(t, 1000))
     return series[MEAN_SQ_ERROR if which == "a" else COV_TRACE_RATIO][t - 1]
 
@@ -80,7 +80,7 @@ def _mise(truth: str, workflow: str, n: int, h: float, iterations: int) -> tuple
 
 
 def _cli_default(command: str, setting: str, dest: str) -> Any:
-    from simulate.cli import build_parser
+    from collapse.simulate.cli import build_parser
 
     args = build_parser().parse_args([command, setting])
     return getattr(args, dest.replace("-", "_"))
@@ -105,7 +105,7 @@ _GRAMMAR: list[tuple[re.Pattern, Callable[[re.Match], float]]] = [
     (re.compile(rf"kde\.steps\.({_WORKFLOW})\.t(\d+)"),
      lambda m: float(expected_density_variance(m[1], int(m[2]), 1.0).mean_steps)),
     (re.compile(r"stats\.heavy-tail-skew"),
-     lambda m: float(__import__("simulate.stats", fromlist=["HEAVY_TAIL_SKEW"]).HEAVY_TAIL_SKEW)),
+     lambda m: float(__import__("collapse.simulate.stats", fromlist=["HEAVY_TAIL_SKEW"]).HEAVY_TAIL_SKEW)),
     (re.compile(r"cli\.default\.(\w+)\.(\w+)\.([\w-]+)"),
      lambda m: float(_cli_default(m[1], m[2], m[3]))),
 ]

@@ -1,10 +1,10 @@
 """Figures and command outputs made at build time by the real ``collapse`` command.
 
-Each entry of :data:`RUNS` is an argument list for :func:`simulate.cli.main`
+Each entry of :data:`RUNS` is an argument list for :func:`collapse.simulate.cli.main`
 (small but honest settings: every workflow, thousands of replicates where cheap).
 :func:`execute` runs it in-process with ``--plot`` into the generated directory and
 keeps its standard output, exit status and a cache key.  The key hashes the
-arguments and every ``.py`` file of ``analysis/`` and ``simulate/``, so a change of
+arguments and every ``.py`` file of ``collapse.analysis/`` and ``collapse.simulate/``, so a change of
 the code re-runs the figures at the next build and an unchanged tree reuses them.
 
 :func:`check_command` validates a documented shell command against the real
@@ -85,7 +85,7 @@ class RunResult:
 
 
 def source_digest() -> str:
-    """Hash of every ``.py`` file under ``analysis/`` and ``simulate/`` (path and bytes)."""
+    """Hash of every ``.py`` file under ``collapse.analysis/`` and ``collapse.simulate/`` (path and bytes)."""
     digest = hashlib.sha256()
     for folder in _SOURCE_DIRS:
         for path in sorted((ROOT / folder).rglob("*.py")):
@@ -110,7 +110,7 @@ def execute(name: str, outdir: Path = GENERATED) -> RunResult:
         saved = json.loads(record.read_text())
         if saved.get("key") == key:
             return RunResult(name, run, figure, saved["stdout"], saved["status"], True)
-    from simulate.cli import main
+    from collapse.simulate.cli import main
 
     argv = list(run.argv) + (["--plot", str(figure)] if figure is not None else [])
     out, err = io.StringIO(), io.StringIO()
@@ -168,7 +168,7 @@ def commands_in(snippet: str) -> list[list[str]]:
 
 def check_command(argv: Sequence[str]) -> str | None:
     """``None`` if the real ``collapse`` parser accepts ``argv``, else its error message."""
-    from simulate.cli import build_parser
+    from collapse.simulate.cli import build_parser
 
     err = io.StringIO()
     try:

@@ -1,0 +1,1 @@
+"""Collapse or thrive: exact theory and fast Monte Carlo of model collapse."""
