@@ -66,6 +66,7 @@ from typing import Any, Callable, Iterator
 
 import mpmath
 
+from collapse.analysis.checks import check_int, check_workflow
 from collapse.analysis.vocabulary import (
     ACCUMULATE,
     ACCUMULATE_SUBSAMPLE,
@@ -77,8 +78,6 @@ from collapse.analysis.vocabulary import (
     MLE,
     REPLACE,
     TEST_NLL,
-    check_int,
-    check_workflow,
 )
 
 __all__ = [

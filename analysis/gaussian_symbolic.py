@@ -45,6 +45,7 @@ from typing import Any
 import sympy as sp
 
 from collapse.analysis.gaussian import moment_ratio_recursion, pool_coefficients
+from collapse.analysis.checks import check_workflow
 from collapse.analysis.vocabulary import (
     COV_DET_RATIO,
     COV_TRACE_RATIO,
@@ -54,7 +55,6 @@ from collapse.analysis.vocabulary import (
     MLE,
     REPLACE,
     TEST_NLL,
-    check_workflow,
 )
 
 #: Points per model (integer >= 2).

@@ -62,7 +62,8 @@ from collapse.analysis.kde_pairs import (
     pair_law_table,
 )
 from collapse.analysis.truths import GaussianMixture, gaussian_truth
-from collapse.analysis.vocabulary import ACCUMULATE, KDE, MISE, TEST_NLL, check_workflow
+from collapse.analysis.checks import check_workflow
+from collapse.analysis.vocabulary import ACCUMULATE, KDE, MISE, TEST_NLL
 
 
 def training_set_size(workflow: str, n: int, t: int) -> int:

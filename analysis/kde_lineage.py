@@ -46,7 +46,8 @@ import numpy as np
 import sympy
 
 from collapse.analysis.truths import GaussianMixture
-from collapse.analysis.vocabulary import REPLACE, check_int, check_workflow
+from collapse.analysis.checks import check_int, check_workflow
+from collapse.analysis.vocabulary import REPLACE
 
 #: Euler-Mascheroni constant ``gamma = lim (H_t - log t)``.
 EULER_GAMMA = 0.57721566490153286060651209

@@ -1,7 +1,9 @@
-"""The one vocabulary of the project: workflow, setting and metric names.
+"""The one vocabulary of the project: workflow, setting, metric, truth, engine and format names.
 
 Every command, file format and page uses exactly these spellings; other modules
-import them from here instead of repeating string literals.
+import them from here instead of repeating string literals.  Workflows as general
+rules live in :mod:`collapse.analysis.workflows`; parameter checks in
+:mod:`collapse.analysis.checks`.
 
 Workflows (model-fitting iteration ``t = 1, 2, ...``; ``n`` samples drawn from every
 model; model 1 is always fitted on the ``n`` real samples alone):
@@ -18,8 +20,6 @@ model; model 1 is always fitted on the ``n`` real samples alone):
 
 from __future__ import annotations
 
-import operator
-
 REPLACE = "replace"
 ACCUMULATE = "accumulate"
 ACCUMULATE_SUBSAMPLE = "accumulate-subsample"
@@ -30,17 +30,21 @@ WORKFLOWS: tuple[str, ...] = (REPLACE, ACCUMULATE, ACCUMULATE_SUBSAMPLE)
 #: ``--workflow all`` expands to :data:`WORKFLOWS`.
 ALL = "all"
 
+#: The self-consuming loop with a fresh real batch for every model (a preset, not in ``all``).
+FRESH = "fresh"
+
 GAUSSIAN = "gaussian"
 KDE = "kde"
 LM = "lm"
-SETTINGS: tuple[str, ...] = (GAUSSIAN, KDE, LM)
 
 # Gaussian metrics (per model-fitting iteration t).
 MEAN_SQ_ERROR = "mean_sq_error"  #: ``||mu_hat_t - mu0||^2`` (squared data units)
 COV_TRACE_RATIO = "cov_trace_ratio"  #: ``tr Sigma_hat_t / tr Sigma0`` (dimensionless)
 COV_DET_RATIO = "cov_det_ratio"  #: ``det Sigma_hat_t / det Sigma0`` (dimensionless)
 LOG_COV_DET_RATIO = "log_cov_det_ratio"  #: ``log(det Sigma_hat_t / det Sigma0)`` (nats)
-TEST_NLL = "test_nll"  #: cross-entropy of fresh real data under model t (nats per point)
+#: Cross-entropy of fresh real data under model t: nats per point (Gaussian, KDE) or per
+#: token (language models).  The LM's held-out cross-entropy is this same quantity.
+TEST_NLL = "test_nll"
 
 GAUSSIAN_METRICS: tuple[str, ...] = (
     MEAN_SQ_ERROR,
@@ -60,42 +64,27 @@ UNBIASED = "unbiased"
 COVARIANCE_ESTIMATORS: tuple[str, ...] = (MLE, UNBIASED)
 
 
-def parse_workflows(spec: str) -> tuple[str, ...]:
-    """Expand a ``--workflow`` value into a tuple of workflow names.
+# Truths of the KDE setting (sampling in collapse.simulate.datasets).
+GAUSSIAN_TRUTH = "gaussian"
+BLOBS = "blobs"
+MOONS = "moons"
+CIRCLES = "circles"
+SWISS_ROLL = "swiss-roll"
+#: Every truth name of the KDE setting; only the first two have an exact density (MISE).
+TRUTHS: tuple[str, ...] = (GAUSSIAN_TRUTH, BLOBS, MOONS, CIRCLES, SWISS_ROLL)
+#: Dimension of every truth whose dimension is fixed (``gaussian`` takes ``dim``).
+FIXED_DIMS: dict[str, int] = {BLOBS: 2, MOONS: 2, CIRCLES: 2, SWISS_ROLL: 3}
 
-    ``"all"`` gives :data:`WORKFLOWS`; a single name gives a 1-tuple; a comma
-    separated list is accepted too.  Raises :class:`ValueError` naming the valid
-    spellings for anything else.
-    """
-    if spec == ALL:
-        return WORKFLOWS
-    names = tuple(part.strip() for part in spec.split(","))
-    for name in names:
-        if name not in WORKFLOWS:
-            valid = ", ".join(WORKFLOWS + (ALL,))
-            raise ValueError(f"unknown workflow {name!r}; choose from {valid}")
-    return names
+# KDE bandwidth rules, re-estimated on D_t at every iteration (sklearn's definitions).
+SCOTT = "scott"
+SILVERMAN = "silverman"
+BANDWIDTH_RULES: tuple[str, ...] = (SCOTT, SILVERMAN)
 
+# Monte Carlo engines: sufficient statistics, literal points, or the best valid one.
+AUTO = "auto"
+STATS = "stats"
+POINTS = "points"
+ENGINES: tuple[str, ...] = (AUTO, STATS, POINTS)
 
-def check_workflow(workflow: object) -> str:
-    """Return ``workflow`` if it is one of :data:`WORKFLOWS`, else raise ValueError."""
-    if workflow not in WORKFLOWS:
-        raise ValueError(f"workflow must be one of {', '.join(WORKFLOWS)} (got {workflow!r})")
-    return workflow  # type: ignore[return-value]
-
-
-def check_int(param: str, value: object, minimum: int) -> int:
-    """Return ``value`` as an int if it is an integer (not a bool) ``>= minimum``.
-
-    Raises ValueError with a one-line message naming ``param`` and the valid range,
-    e.g. ``n must be an integer >= 2 (got 1)``; every layer uses this one check.
-    """
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        number = operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        raise ValueError(f"{param} must be an integer >= {minimum} (got {value!r})") from None
-    if number < minimum:
-        raise ValueError(f"{param} must be an integer >= {minimum} (got {number})")
-    return number
+#: Output formats of every command.
+FORMATS: tuple[str, ...] = ("table", "csv", "json")

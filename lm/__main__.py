@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from collapse.simulate.errors import UsageError
+from collapse.analysis.errors import CollapseError
 
 PROG = "python -m collapse.lm"
 
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(["lm", *(sys.argv[1:] if argv is None else argv)])
     try:
         return int(args.func(args) or 0)
-    except UsageError as exc:
+    except CollapseError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -3,7 +3,7 @@
 ``register(subparsers)`` adds them to the ``collapse`` parser (and to ``python
 -m lm``).  Importing this module imports neither torch nor transformers:
 handlers import the heavy modules when they run, so ``collapse theory`` stays
-light.  Bad input raises :class:`collapse.simulate.errors.UsageError` (one line that
+light.  Bad input raises :class:`collapse.simulate.errors.CollapseError` (one line that
 names the parameter; the caller prints it and exits 2).
 
 Examples::
@@ -18,8 +18,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from collapse.analysis.vocabulary import ALL, WORKFLOWS, parse_workflows
-from collapse.simulate.errors import UsageError
+from collapse.analysis.vocabulary import ALL, WORKFLOWS
+from collapse.analysis.workflows import parse_workflows
+from collapse.analysis.errors import CollapseError
 
 FORMATS = ("table", "csv", "json")
 
@@ -104,9 +105,12 @@ def run_command(args: argparse.Namespace) -> int:
 
     preset = with_overrides(get_preset(args.preset), n=args.n, n_eval=args.n_eval)
     try:
-        workflows = parse_workflows(args.workflow)
+        workflows = tuple(w.label for w in parse_workflows(args.workflow))
+        for name in workflows:
+            if name not in WORKFLOWS:
+                raise CollapseError(f"the LM loop runs {', '.join(WORKFLOWS)} (got {name})")
     except ValueError as exc:
-        raise UsageError(f"--workflow: {exc}") from None
+        raise CollapseError(f"--workflow: {exc}") from None
     from collapse.lm import progress
     from collapse.lm.run import RunConfig, check_numbers, run
 

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Sequence
 
 from collapse.lm import seeding
-from collapse.simulate.errors import UsageError
+from collapse.analysis.errors import CollapseError
 
 DEFAULT_DATASET = "python-docs"
 MIN_CHARS = 80
@@ -159,16 +159,16 @@ def _read_jsonl(path: Path, text_field: str) -> list[str]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise UsageError(f"--dataset: {path} line {number} is not JSON ({exc.msg})") from None
+                raise CollapseError(f"--dataset: {path} line {number} is not JSON ({exc.msg})") from None
             if not isinstance(record, dict) or text_field not in record:
                 keys = ", ".join(sorted(record)) if isinstance(record, dict) else "none"
-                raise UsageError(
+                raise CollapseError(
                     f"--text-field: {path} line {number} has no field {text_field!r} "
                     f"(fields: {keys})"
                 )
             text = record[text_field]
             if not isinstance(text, str):
-                raise UsageError(f"--text-field: {path} line {number}: {text_field!r} is not a string")
+                raise CollapseError(f"--text-field: {path} line {number}: {text_field!r} is not a string")
             if text.strip():
                 docs.append(text.strip())
     return docs
@@ -183,7 +183,7 @@ def render_record(record: dict, text_field: str | None) -> str:
     """
     if text_field is not None:
         if text_field not in record:
-            raise UsageError(
+            raise CollapseError(
                 f"--text-field: records have no field {text_field!r} (fields: {', '.join(sorted(record))})"
             )
         return str(record[text_field])
@@ -191,7 +191,7 @@ def render_record(record: dict, text_field: str | None) -> str:
         return f"user: {record['prompt']}\nassistant: {record['response']}"
     if "text" in record:
         return str(record["text"])
-    raise UsageError(
+    raise CollapseError(
         f"--text-field: cannot tell which field holds the text (fields: {', '.join(sorted(record))}); "
         "name one with --text-field"
     )
@@ -211,7 +211,7 @@ def _load_hub(name: str, text_field: str | None) -> list[str]:
     try:
         import datasets  # noqa: F401  (optional dependency)
     except ImportError:
-        raise UsageError(
+        raise CollapseError(
             f"--dataset: {name!r} is not a local file, and hub data sets need the `datasets` "
             "package (pip install datasets); or pass a local .txt or .jsonl file"
         ) from None
@@ -223,7 +223,7 @@ def _load_hub(name: str, text_field: str | None) -> list[str]:
         data = datasets.load_dataset(name, split="train")
     except Exception as exc:  # any loader failure is a bad name or no access
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(f"--dataset: cannot load {name!r} from the hub: {first}") from None
+        raise CollapseError(f"--dataset: cannot load {name!r} from the hub: {first}") from None
     return [d for d in (render_record(r, text_field).strip() for r in data) if d]
 
 
@@ -235,29 +235,29 @@ def load_corpus(spec: str | None = None, text_field: str | None = None) -> Corpu
     """
     if spec is None or spec == DEFAULT_DATASET:
         if text_field is not None:
-            raise UsageError("--text-field: only applies to a .jsonl or hub --dataset")
+            raise CollapseError("--text-field: only applies to a .jsonl or hub --dataset")
         return default_corpus()
     path = Path(spec).expanduser()
     if path.is_file():
         if path.suffix == ".txt":
             if text_field is not None:
-                raise UsageError("--text-field: only applies to a .jsonl or hub --dataset")
+                raise CollapseError("--text-field: only applies to a .jsonl or hub --dataset")
             docs = _read_txt(path)
         elif path.suffix == ".jsonl":
             docs = _read_jsonl(path, text_field or "text")
         else:
-            raise UsageError(f"--dataset: {spec!r} must end in .txt or .jsonl")
+            raise CollapseError(f"--dataset: {spec!r} must end in .txt or .jsonl")
         provenance = f"local file {path.resolve()}"
     elif path.exists():
-        raise UsageError(f"--dataset: {spec!r} is not a file")
+        raise CollapseError(f"--dataset: {spec!r} is not a file")
     elif _looks_like_path(spec):
-        raise UsageError(f"--dataset: no such file {spec!r}")
+        raise CollapseError(f"--dataset: no such file {spec!r}")
     else:
         docs = _load_hub(spec, text_field)
         provenance = f"Hugging Face hub data set {spec} (train split)"
     documents = _dedupe(docs)
     if not documents:
-        raise UsageError(f"--dataset: {spec!r} holds no documents")
+        raise CollapseError(f"--dataset: {spec!r} holds no documents")
     return Corpus(name=spec, documents=documents, provenance=provenance)
 
 
@@ -280,10 +280,10 @@ def make_splits(n_docs: int, n_pretrain: int, n_eval: int, split_seed: int) -> S
 
 
 def check_sizes(n_docs: int, n_pretrain: int, n_eval: int, n: int, dataset: str) -> None:
-    """:class:`UsageError` unless the corpus holds pretraining + evaluation + ``n`` documents."""
+    """:class:`CollapseError` unless the corpus holds pretraining + evaluation + ``n`` documents."""
     need = n_pretrain + n_eval + n
     if need > n_docs:
-        raise UsageError(
+        raise CollapseError(
             f"--n: {dataset!r} has {n_docs} documents but the run needs {need} "
             f"(pretraining {n_pretrain} + --n-eval {n_eval} + --n {n}); lower --n or --n-eval"
             + (" (or use --model, which skips pretraining)" if n_pretrain else "")

@@ -4,7 +4,7 @@
 machine is offline.  Before any hub download we check, with a short TCP
 connect, that the endpoint (``HF_ENDPOINT``, default ``https://huggingface.co``)
 answers; honouring ``HF_HUB_OFFLINE=1``.  A failure is a
-:class:`~collapse.simulate.errors.UsageError` that says how to pass a local path instead.
+:class:`~collapse.simulate.errors.CollapseError` that says how to pass a local path instead.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import os
 import socket
 from urllib.parse import urlparse
 
-from collapse.simulate.errors import UsageError
+from collapse.analysis.errors import CollapseError
 
 CONNECT_TIMEOUT_S = 3.0
 
@@ -38,9 +38,9 @@ def hub_reachable(timeout: float = CONNECT_TIMEOUT_S) -> bool:
 
 
 def require_hub(parameter: str, name: str, alternative: str) -> None:
-    """Raise a one-line :class:`UsageError` unless the hub can be reached."""
+    """Raise a one-line :class:`CollapseError` unless the hub can be reached."""
     if not hub_reachable():
-        raise UsageError(
+        raise CollapseError(
             f"{parameter}: cannot reach the Hugging Face hub to fetch {name!r} "
             f"(offline, blocked or HF_HUB_OFFLINE set); {alternative}"
         )

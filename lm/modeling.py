@@ -46,7 +46,7 @@ from transformers import (  # noqa: E402
 from collapse.lm import seeding, training  # noqa: E402
 from collapse.lm.cache import settings_key  # noqa: E402
 from collapse.lm.presets import Preset  # noqa: E402
-from collapse.simulate.errors import UsageError  # noqa: E402
+from collapse.analysis.errors import CollapseError  # noqa: E402
 
 transformers.utils.logging.set_verbosity_error()
 transformers.utils.logging.disable_progress_bar()
@@ -198,9 +198,9 @@ def load(spec: str, *, context: int | None = None) -> Bundle:
         try:
             tokenizer, model = _from_pretrained(str(path), local_only=True)
         except Exception as exc:
-            raise UsageError(f"--model: cannot load a causal LM and tokenizer from {spec!r}: {_first_line(exc)}") from None
+            raise CollapseError(f"--model: cannot load a causal LM and tokenizer from {spec!r}: {_first_line(exc)}") from None
     elif _is_path_like(spec) or path.exists():
-        raise UsageError(f"--model: no such model directory {spec!r}")
+        raise CollapseError(f"--model: no such model directory {spec!r}")
     else:
         try:
             tokenizer, model = _from_pretrained(spec, local_only=True)
@@ -211,11 +211,11 @@ def load(spec: str, *, context: int | None = None) -> Bundle:
             try:
                 tokenizer, model = _from_pretrained(spec, local_only=False)
             except Exception as exc:
-                raise UsageError(f"--model: cannot load {spec!r} from the hub: {_first_line(exc)}") from None
+                raise CollapseError(f"--model: cannot load {spec!r} from the hub: {_first_line(exc)}") from None
     eos = tokenizer.eos_token_id
     bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else eos
     if eos is None or bos is None:
-        raise UsageError(f"--model: the tokenizer of {spec!r} has no end-of-text token")
+        raise CollapseError(f"--model: the tokenizer of {spec!r} has no end-of-text token")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
     config = model.config
     limit = None

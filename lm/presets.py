@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
-from collapse.simulate.errors import UsageError
+from collapse.analysis.errors import CollapseError
 
 
 @dataclass(frozen=True)
@@ -91,11 +91,11 @@ PRESET_NAMES: tuple[str, ...] = tuple(PRESETS)
 
 
 def get_preset(name: str) -> Preset:
-    """The preset called ``name``; :class:`UsageError` naming the choices otherwise."""
+    """The preset called ``name``; :class:`CollapseError` naming the choices otherwise."""
     try:
         return PRESETS[name]
     except KeyError:
-        raise UsageError(
+        raise CollapseError(
             f"--preset: unknown preset {name!r}; choose from {', '.join(PRESET_NAMES)}"
         ) from None
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from collapse.analysis.vocabulary import LM, WORKFLOWS
 from collapse.lm import growth, rundir
 from collapse.lm.metrics import HELDOUT_CE, LM_METRICS, METRIC_LABELS, sample_metrics
-from collapse.simulate.errors import UsageError
+from collapse.analysis.errors import CollapseError
 from collapse.simulate.tables import SIMULATE_COLUMNS, Table
 
 
@@ -50,7 +50,7 @@ def summary_table(root: str | Path, metrics: tuple[str, ...] = LM_METRICS) -> Ta
     """Mean and standard error over seeds per (workflow, iteration, metric); growth verdicts as notes."""
     config, records = load_records(root)
     if not records:
-        raise UsageError(f"DIR: {root} holds no completed iteration yet")
+        raise CollapseError(f"DIR: {root} holds no completed iteration yet")
     by_key: dict[tuple[str, str, int], list[float]] = defaultdict(list)
     for record in records:
         for metric in metrics:

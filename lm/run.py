@@ -34,7 +34,7 @@ from collapse.lm import corpus as corpus_mod
 from collapse.lm import metrics as M
 from collapse.lm import rundir, seeding, workflows
 from collapse.lm.presets import Preset
-from collapse.simulate.errors import UsageError
+from collapse.analysis.errors import CollapseError
 
 Hook = Callable[[str, str, int, int], None]
 
@@ -71,21 +71,21 @@ class RunResult:
 
 
 def check_numbers(preset: Preset, iterations: int, n_seeds: int, seed: int) -> None:
-    """:class:`UsageError` naming the first out-of-range number."""
+    """:class:`CollapseError` naming the first out-of-range number."""
     if iterations < 1:
-        raise UsageError(f"--iterations: must be an integer >= 1 (got {iterations})")
+        raise CollapseError(f"--iterations: must be an integer >= 1 (got {iterations})")
     if n_seeds < 1:
-        raise UsageError(f"--seeds: must be an integer >= 1 (got {n_seeds})")
+        raise CollapseError(f"--seeds: must be an integer >= 1 (got {n_seeds})")
     if preset.n < 2:
-        raise UsageError(f"--n: must be an integer >= 2 (got {preset.n})")
+        raise CollapseError(f"--n: must be an integer >= 2 (got {preset.n})")
     if preset.n_eval < 1:
-        raise UsageError(f"--n-eval: must be an integer >= 1 (got {preset.n_eval})")
+        raise CollapseError(f"--n-eval: must be an integer >= 1 (got {preset.n_eval})")
     if seed < 0:
-        raise UsageError(f"--seed: must be an integer >= 0 (got {seed})")
+        raise CollapseError(f"--seed: must be an integer >= 0 (got {seed})")
 
 
 def check_model_spec(spec: str) -> None:
-    """:class:`UsageError` for a ``--model`` that cannot be loaded, found before torch is imported.
+    """:class:`CollapseError` for a ``--model`` that cannot be loaded, found before torch is imported.
 
     A path-like name must be a directory; a hub name must be in the local
     Hugging Face cache or the hub must be reachable (:mod:`collapse.lm.hub`).
@@ -94,9 +94,9 @@ def check_model_spec(spec: str) -> None:
     if path.is_dir():
         return
     if path.exists():
-        raise UsageError(f"--model: {spec!r} is a file, not a model directory")
+        raise CollapseError(f"--model: {spec!r} is a file, not a model directory")
     if spec.startswith(("/", ".", "~")):
-        raise UsageError(f"--model: no such model directory {spec!r}")
+        raise CollapseError(f"--model: no such model directory {spec!r}")
     from collapse.lm import hub
 
     if _in_hub_cache(spec) or hub.hub_reachable():
@@ -299,10 +299,10 @@ def run(
     start = time.perf_counter()
     check_numbers(config.preset, iterations, n_seeds, config.seed)
     if threads < 1:
-        raise UsageError(f"--threads: must be an integer >= 1 (got {threads})")
+        raise CollapseError(f"--threads: must be an integer >= 1 (got {threads})")
     for w in workflows_to_run:
         if w not in WORKFLOWS:
-            raise UsageError(f"--workflow: unknown workflow {w!r}; choose from {', '.join(WORKFLOWS)}, all")
+            raise CollapseError(f"--workflow: unknown workflow {w!r}; choose from {', '.join(WORKFLOWS)}, all")
     log = log or (lambda message: None)
     output = Path(output)
     ctx = _Context(config, cache_dir, show_progress, log)

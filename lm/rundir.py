@@ -26,7 +26,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
-from collapse.simulate.errors import UsageError
+from collapse.analysis.errors import CollapseError
 from collapse.simulate.tables import atomic_write_text
 
 FORMAT = "collapse-lm-run/1"
@@ -112,7 +112,7 @@ def first_difference(old: dict, new: dict) -> str | None:
 
 
 def check_run(root: Path, settings: dict) -> None:
-    """:class:`UsageError` unless ``root`` is new, empty, or a run with the same ``settings``."""
+    """:class:`CollapseError` unless ``root`` is new, empty, or a run with the same ``settings``."""
     _merged(Path(root), settings, None, None)
 
 
@@ -120,7 +120,7 @@ def open_run(root: Path, settings: dict, extent: dict, provenance: dict) -> dict
     """Create ``root`` or check that it holds a run with the same ``settings``.
 
     Returns the config written (extent = the union/maximum of old and new).
-    Raises :class:`UsageError` for a directory made with other settings or a
+    Raises :class:`CollapseError` for a directory made with other settings or a
     non-empty directory that is not a run.
     """
     root = Path(root)
@@ -136,7 +136,7 @@ def _merged(root: Path, settings: dict, extent: dict | None, provenance: dict | 
         try:
             old = read_json(path)
         except (json.JSONDecodeError, OSError):
-            raise UsageError(f"--output: {root} has an unreadable {CONFIG}; use another --output directory") from None
+            raise CollapseError(f"--output: {root} has an unreadable {CONFIG}; use another --output directory") from None
         old_settings = old.get("settings", {}) if old.get("format") == FORMAT else None
         key = "format" if old_settings is None else first_difference(old_settings, settings)
         if key is not None:
@@ -144,7 +144,7 @@ def _merged(root: Path, settings: dict, extent: dict | None, provenance: dict | 
                 there, now = old.get("format"), FORMAT
             else:
                 there, now = _flatten(old_settings).get(key), _flatten(settings).get(key)
-            raise UsageError(
+            raise CollapseError(
                 f"--output: {root} was made with different settings: {_parameter_name(key)} is "
                 f"{json.dumps(there)} there but {json.dumps(now)} now; "
                 "use another --output directory or the same settings"
@@ -161,7 +161,7 @@ def _merged(root: Path, settings: dict, extent: dict | None, provenance: dict | 
         }
         provenance = old.get("provenance", provenance)
     elif root.exists() and (not root.is_dir() or any(root.iterdir())):
-        raise UsageError(
+        raise CollapseError(
             f"--output: {root} exists and is not an lm run directory (no {CONFIG}); "
             "choose a new or empty directory"
         )
@@ -169,11 +169,11 @@ def _merged(root: Path, settings: dict, extent: dict | None, provenance: dict | 
 
 
 def read_config(root: Path) -> dict:
-    """The configuration of run directory ``root`` (:class:`UsageError` if it is not one)."""
+    """The configuration of run directory ``root`` (:class:`CollapseError` if it is not one)."""
     path = Path(root) / CONFIG
     if not path.is_file():
-        raise UsageError(f"DIR: {root} is not an lm run directory (no {CONFIG})")
+        raise CollapseError(f"DIR: {root} is not an lm run directory (no {CONFIG})")
     config = read_json(path)
     if config.get("format") != FORMAT:
-        raise UsageError(f"DIR: {root} has an unknown run format {config.get('format')!r}")
+        raise CollapseError(f"DIR: {root} has an unknown run format {config.get('format')!r}")
     return config

@@ -22,7 +22,8 @@ from typing import Sequence
 
 import numpy as np
 
-from collapse.analysis.vocabulary import ACCUMULATE, ACCUMULATE_SUBSAMPLE, REPLACE, check_workflow
+from collapse.analysis.checks import check_workflow
+from collapse.analysis.vocabulary import ACCUMULATE, ACCUMULATE_SUBSAMPLE, REPLACE
 
 Ref = tuple[int, int]
 

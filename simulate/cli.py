@@ -27,9 +27,10 @@ from typing import Sequence
 
 import numpy as np
 
-from collapse.analysis.vocabulary import ALL, WORKFLOWS, parse_workflows
+from collapse.analysis.vocabulary import ALL, WORKFLOWS
+from collapse.analysis.workflows import parse_workflows
 from collapse.simulate.argtypes import any_float, int_at_least, probability
-from collapse.simulate.errors import UsageError
+from collapse.analysis.errors import CollapseError
 from collapse.simulate.settings import Setting, settings
 from collapse.simulate.tables import FORMATS, THEORY_COLUMNS, Table, atomic_write_text
 
@@ -46,7 +47,11 @@ class CollapseParser(argparse.ArgumentParser):
 
 def _workflow_type(text: str) -> tuple[str, ...]:
     try:
-        return parse_workflows(text)
+        names = tuple(w.label for w in parse_workflows(text))
+        for name in names:
+            if name not in WORKFLOWS:
+                raise ValueError(f"workflow {name} is not supported yet")
+        return names
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -153,7 +158,7 @@ def theory_table(setting: Setting, config, workflows: Sequence[str], iterations:
         try:
             result = setting.theory(config, workflow, iterations)
         except ValueError as exc:
-            raise UsageError(str(exc)) from None
+            raise CollapseError(str(exc)) from None
         values[workflow] = {}
         for metric, series in result.values.items():
             series = tuple(float(v) * scale for v in series)
@@ -193,7 +198,7 @@ def replicates(setting: Setting, config, args: argparse.Namespace) -> dict[str, 
                                       replicates=args.replicates, seed=args.seed,
                                       chunk_size=args.chunk_size)
         except ValueError as exc:
-            raise UsageError(str(exc)) from None
+            raise CollapseError(str(exc)) from None
         out[workflow] = result
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -210,9 +215,9 @@ def _configure(args: argparse.Namespace):
     try:
         return setting, setting.configure(args)
     except ValueError as exc:
-        if isinstance(exc, UsageError):
+        if isinstance(exc, CollapseError):
             raise
-        raise UsageError(str(exc)) from None
+        raise CollapseError(str(exc)) from None
 
 
 def run_theory(args: argparse.Namespace) -> int:
@@ -284,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except UsageError as exc:
+    except CollapseError as exc:
         print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -42,25 +42,24 @@ from typing import Callable
 import numpy as np
 
 from collapse.analysis.truths import GaussianMixture, blobs_truth, gaussian_truth
-from collapse.simulate.errors import UsageError
-from collapse.simulate.validation import check_int
+from collapse.analysis.vocabulary import (
+    BLOBS,
+    CIRCLES,
+    FIXED_DIMS,
+    GAUSSIAN_TRUTH,
+    MOONS,
+    SWISS_ROLL,
+    TRUTHS,
+)
+from collapse.analysis.errors import CollapseError
+from collapse.analysis.checks import check_int
 
-GAUSSIAN_TRUTH = "gaussian"
-BLOBS = "blobs"
-MOONS = "moons"
-CIRCLES = "circles"
-SWISS_ROLL = "swiss-roll"
-
-#: Every truth name accepted by :func:`make_truth_sampler` (and ``--truth``).
-TRUTHS: tuple[str, ...] = (GAUSSIAN_TRUTH, BLOBS, MOONS, CIRCLES, SWISS_ROLL)
 
 #: Standard deviation of the isotropic noise of the sklearn-style datasets (the paper's value).
 SKLEARN_NOISE = 0.05
 #: Inner/outer radius ratio of ``circles`` (sklearn's default ``factor``).
 CIRCLES_FACTOR = 0.8
 
-#: Dimension of every truth whose dimension is fixed (``gaussian`` takes ``dim``).
-FIXED_DIMS: dict[str, int] = {BLOBS: 2, MOONS: 2, CIRCLES: 2, SWISS_ROLL: 3}
 
 SampleFn = Callable[[np.random.Generator, tuple[int, ...]], np.ndarray]
 
@@ -109,7 +108,7 @@ def make_truth_sampler(name: str, *, dim: int = 2, sigma0: float = 1.0) -> Sampl
 
     ``dim`` and ``sigma0`` parametrise ``gaussian`` only (``N(0, sigma0^2 I_dim)``);
     for a truth of fixed dimension ``dim`` must equal that dimension and
-    ``sigma0`` must be left at 1.  Raises :class:`collapse.simulate.errors.UsageError` (a
+    ``sigma0`` must be left at 1.  Raises :class:`collapse.simulate.errors.CollapseError` (a
     ``ValueError``) naming the offending parameter.
     """
     _check_truth(name)
@@ -119,9 +118,9 @@ def make_truth_sampler(name: str, *, dim: int = 2, sigma0: float = 1.0) -> Sampl
         return Sampler(name, dim, gaussian_truth(dim, sigma0), _mixture_draw(gaussian_truth(dim, sigma0)))
     fixed = FIXED_DIMS[name]
     if dim != fixed:
-        raise UsageError(f"dim must be {fixed} for truth {name!r} (got {dim})")
+        raise CollapseError(f"dim must be {fixed} for truth {name!r} (got {dim})")
     if sigma0 != 1.0:
-        raise UsageError(f"sigma0 applies only to truth {GAUSSIAN_TRUTH!r} (got {sigma0} for {name!r})")
+        raise CollapseError(f"sigma0 applies only to truth {GAUSSIAN_TRUTH!r} (got {sigma0} for {name!r})")
     if name == BLOBS:
         mixture = blobs_truth()
         return Sampler(name, fixed, mixture, _mixture_draw(mixture))
@@ -205,7 +204,7 @@ def _swiss_roll(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
 
 def _check_truth(name: str) -> None:
     if name not in TRUTHS:
-        raise UsageError(f"truth must be one of {', '.join(TRUTHS)} (got {name!r})")
+        raise CollapseError(f"truth must be one of {', '.join(TRUTHS)} (got {name!r})")
 
 
 
@@ -216,7 +215,7 @@ def _check_positive(param: str, value: object) -> float:
             raise TypeError
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise UsageError(f"{param} must be a positive finite number (got {value!r})") from None
+        raise CollapseError(f"{param} must be a positive finite number (got {value!r})") from None
     if not (np.isfinite(number) and number > 0):
-        raise UsageError(f"{param} must be a positive finite number (got {value!r})")
+        raise CollapseError(f"{param} must be a positive finite number (got {value!r})")
     return number

@@ -113,6 +113,10 @@ import numpy as np
 
 from collapse.analysis.vocabulary import (
     ACCUMULATE,
+    AUTO,
+    ENGINES,
+    POINTS,
+    STATS,
     ACCUMULATE_SUBSAMPLE,
     COV_DET_RATIO,
     COV_TRACE_RATIO,
@@ -126,13 +130,9 @@ from collapse.analysis.vocabulary import (
 )
 from collapse.simulate._linalg import safe_cholesky, tri_inv
 from collapse.simulate._wishart import draw_bartlett, helmert
-from collapse.simulate.errors import UsageError
-from collapse.simulate.validation import check_int, check_workflow
+from collapse.analysis.errors import CollapseError
+from collapse.analysis.checks import check_int, check_workflow
 
-AUTO = "auto"
-STATS = "stats"
-POINTS = "points"
-ENGINES: tuple[str, ...] = (AUTO, STATS, POINTS)
 #: Workflows that the sufficient-statistic engine can run.
 STATS_WORKFLOWS: tuple[str, ...] = (REPLACE, ACCUMULATE)
 
@@ -238,14 +238,14 @@ def _check_config(workflow, n, dim, iterations, replicates, sigma2, covariance, 
         chunk_size = check_int("chunk_size", chunk_size, 1)
     if (not isinstance(sigma2, numbers.Real) or isinstance(sigma2, bool)
             or not math.isfinite(sigma2) or sigma2 <= 0):
-        raise UsageError(f"sigma2 must be a finite number > 0 (got {sigma2!r})")
+        raise CollapseError(f"sigma2 must be a finite number > 0 (got {sigma2!r})")
     if covariance not in COVARIANCE_ESTIMATORS:
-        raise UsageError(f"covariance must be one of {', '.join(COVARIANCE_ESTIMATORS)} "
+        raise CollapseError(f"covariance must be one of {', '.join(COVARIANCE_ESTIMATORS)} "
                          f"(got {covariance!r})")
     if engine not in ENGINES:
-        raise UsageError(f"engine must be one of {', '.join(ENGINES)} (got {engine!r})")
+        raise CollapseError(f"engine must be one of {', '.join(ENGINES)} (got {engine!r})")
     if engine == STATS and workflow not in STATS_WORKFLOWS:
-        raise UsageError(f"engine {STATS!r} supports workflows {', '.join(STATS_WORKFLOWS)} "
+        raise CollapseError(f"engine {STATS!r} supports workflows {', '.join(STATS_WORKFLOWS)} "
                          f"only (got {workflow!r}); use {POINTS!r} or {AUTO!r}")
     if engine == AUTO:
         engine = STATS if workflow in STATS_WORKFLOWS else POINTS
@@ -783,7 +783,7 @@ def simulate_gaussian(workflow: str, *, n: int, dim: int, iterations: int, repli
 
     Raises
     ------
-    simulate.errors.UsageError (a ValueError) naming the bad parameter.
+    simulate.errors.CollapseError (a ValueError) naming the bad parameter.
     """
     config, replicates, seed, chunk_size = _check_config(
         workflow, n, dim, iterations, replicates, sigma2, covariance, seed, chunk_size, engine)

@@ -71,15 +71,24 @@ from typing import Callable, Sequence
 import numpy as np
 
 from collapse.analysis.truths import GaussianMixture
-from collapse.analysis.vocabulary import ACCUMULATE, ACCUMULATE_SUBSAMPLE, MISE, REPLACE, TEST_NLL
+from collapse.analysis.vocabulary import (
+    ACCUMULATE,
+    ACCUMULATE_SUBSAMPLE,
+    BANDWIDTH_RULES,
+    MISE,
+    REPLACE,
+    SCOTT,
+    SILVERMAN,
+    TEST_NLL,
+)
 from collapse.simulate.datasets import (
     TRUTHS,
     Sampler,
     make_truth_sampler,
     truth_dim,
 )
-from collapse.simulate.errors import UsageError
-from collapse.simulate.validation import check_int, check_workflow
+from collapse.analysis.errors import CollapseError
+from collapse.analysis.checks import check_int, check_workflow
 
 __all__ = [
     "BANDWIDTH_RULES",
@@ -97,10 +106,6 @@ __all__ = [
     "truth_dim",
 ]
 
-SCOTT = "scott"
-SILVERMAN = "silverman"
-#: Bandwidth rules re-estimated on ``D_t`` every iteration (sklearn's definitions).
-BANDWIDTH_RULES: tuple[str, ...] = (SCOTT, SILVERMAN)
 
 #: Replicates per random stream; chunks are made of whole blocks.
 BLOCK_SIZE = 16
@@ -156,7 +161,7 @@ def rule_bandwidth(rule: str, m: int, d: int) -> float:
         return float(m) ** (-1.0 / (d + 4))
     if rule == SILVERMAN:
         return (m * (d + 2) / 4.0) ** (-1.0 / (d + 4))
-    raise UsageError(f"bandwidth rule must be one of {', '.join(BANDWIDTH_RULES)} (got {rule!r})")
+    raise CollapseError(f"bandwidth rule must be one of {', '.join(BANDWIDTH_RULES)} (got {rule!r})")
 
 
 
@@ -171,17 +176,17 @@ def _check_bandwidth(value: object) -> float | str:
             value = None
     valid = f"a positive number or one of {', '.join(BANDWIDTH_RULES)}"
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise UsageError(f"bandwidth must be {valid} (got {value!r})")
+        raise CollapseError(f"bandwidth must be {valid} (got {value!r})")
     number = float(value)
     if not (math.isfinite(number) and number > 0):
-        raise UsageError(f"bandwidth must be {valid} (got {number!r})")
+        raise CollapseError(f"bandwidth must be {valid} (got {number!r})")
     return number
 
 
 def _check_numeric_bandwidth(value: object) -> float:
     h = _check_bandwidth(value)
     if isinstance(h, str):
-        raise UsageError(f"bandwidth must be a positive number here (got {value!r})")
+        raise CollapseError(f"bandwidth must be a positive number here (got {value!r})")
     return h
 
 
@@ -199,7 +204,7 @@ def make_config(
     seed: int = 0,
     chunk_size: int | None = None,
 ) -> KDEConfig:
-    """Validate arguments into a :class:`KDEConfig`; bad input raises :class:`UsageError`."""
+    """Validate arguments into a :class:`KDEConfig`; bad input raises :class:`CollapseError`."""
     check_workflow(workflow)
     n = check_int("n", n, 2)
     iterations = check_int("iterations", iterations, 1)
@@ -522,7 +527,7 @@ def simulate_kde(
 
     Raises
     ------
-    simulate.errors.UsageError
+    simulate.errors.CollapseError
         (a ``ValueError``) with a one-line message naming the bad parameter.
     """
     cfg = make_config(

@@ -15,7 +15,7 @@ import numpy as np
 
 from collapse.analysis.vocabulary import COVARIANCE_ESTIMATORS, GAUSSIAN, MLE, TEST_NLL
 from collapse.simulate.argtypes import int_at_least, positive_float
-from collapse.simulate.errors import UsageError
+from collapse.analysis.errors import CollapseError
 from collapse.simulate.settings import Setting, TheoryResult, register
 
 ENGINES = ("auto", "stats", "points")
@@ -53,7 +53,7 @@ class GaussianSetting(Setting):
     def configure(self, args: argparse.Namespace) -> GaussianConfig:
         engine = getattr(args, "engine", "auto")
         if engine == "stats" and "accumulate-subsample" in args.workflows:
-            raise UsageError("--engine stats supports replace and accumulate only; "
+            raise CollapseError("--engine stats supports replace and accumulate only; "
                              "use --engine points or auto for accumulate-subsample")
         return GaussianConfig(n=args.n, dim=args.dim, sigma2=args.sigma2,
                               covariance=args.covariance, engine=engine)

@@ -16,7 +16,7 @@ import numpy as np
 
 from collapse.analysis.vocabulary import KDE, MISE, TEST_NLL
 from collapse.simulate.argtypes import int_at_least, positive_float
-from collapse.simulate.errors import UsageError
+from collapse.analysis.errors import CollapseError
 from collapse.simulate.settings import Setting, TheoryResult, register
 
 TRUTH_NAMES = ("gaussian", "blobs", "moons", "circles", "swiss-roll")
@@ -74,7 +74,7 @@ class KDESetting(Setting):
         dim = args.dim
         if truth in _FIXED_DIM:
             if dim is not None and dim != _FIXED_DIM[truth]:
-                raise UsageError(f"--dim must be {_FIXED_DIM[truth]} for --truth {truth} "
+                raise CollapseError(f"--dim must be {_FIXED_DIM[truth]} for --truth {truth} "
                                  f"(got {dim})")
             dim = _FIXED_DIM[truth]
         elif dim is None:

@@ -36,7 +36,7 @@ class Setting:
         raise NotImplementedError
 
     def configure(self, args: argparse.Namespace) -> Any:
-        """Validated, hashable configuration from parsed options (raise UsageError)."""
+        """Validated, hashable configuration from parsed options (raise CollapseError)."""
         raise NotImplementedError
 
     def describe(self, config: Any) -> str:

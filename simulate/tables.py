@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from collapse.analysis.vocabulary import FORMATS
+
 THEORY_COLUMNS: tuple[str, ...] = ("setting", "workflow", "iteration", "metric", "value")
 SIMULATE_COLUMNS: tuple[str, ...] = (
     "setting", "workflow", "iteration", "metric", "mean", "sem", "replicates",
@@ -31,7 +33,6 @@ COMPARE_COLUMNS: tuple[str, ...] = (
     "theory", "mean", "sem", "z", "p_adjusted", "consistent",
 )
 
-FORMATS: tuple[str, ...] = ("table", "csv", "json")
 
 _INT_COLUMNS = {"iteration", "replicates"}
 _BOOL_COLUMNS = {"consistent"}

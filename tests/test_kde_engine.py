@@ -30,7 +30,7 @@ from collapse.simulate.datasets import (
     swiss_roll_points,
     truth_dim,
 )
-from collapse.simulate.errors import UsageError
+from collapse.analysis.errors import CollapseError
 from collapse.simulate.kde import heldout_nll, realised_mise, rule_bandwidth, simulate_kde
 
 #: Family-wise false-alarm rate of every Monte Carlo test function below.
@@ -496,7 +496,7 @@ BASE = dict(n=5, iterations=2, replicates=2)
 def test_bad_arguments_raise_one_line_errors_naming_the_parameter(workflow, kwargs, param):
     with pytest.raises(ValueError) as info:
         simulate_kde(workflow, **{**BASE, **kwargs})
-    assert isinstance(info.value, UsageError)
+    assert isinstance(info.value, CollapseError)
     message = str(info.value)
     assert message.startswith(param + " ") and "\n" not in message
 

@@ -8,7 +8,7 @@ import pytest
 
 from collapse.analysis.vocabulary import ACCUMULATE, ACCUMULATE_SUBSAMPLE, REPLACE, WORKFLOWS
 from collapse.lm import corpus, metrics, seeding, workflows
-from collapse.simulate.errors import UsageError
+from collapse.analysis.errors import CollapseError
 
 
 # -- workflow data assembly -----------------------------------------------------------------
@@ -150,7 +150,7 @@ def test_real_training_set_comes_from_the_pool_without_replacement():
 
 
 def test_check_sizes_names_the_parameter():
-    with pytest.raises(UsageError, match="--n"):
+    with pytest.raises(CollapseError, match="--n"):
         corpus.check_sizes(100, 80, 16, 12, "x.txt")
     corpus.check_sizes(108, 80, 16, 12, "x.txt")
 
@@ -163,9 +163,9 @@ def test_local_txt_and_jsonl(tmp_path):
     jsonl = tmp_path / "docs.jsonl"
     jsonl.write_text("\n".join(json.dumps({"body": f"text {i}", "id": i}) for i in range(4)) + "\n")
     assert corpus.load_corpus(str(jsonl), "body").documents == tuple(f"text {i}" for i in range(4))
-    with pytest.raises(UsageError, match="--text-field"):
+    with pytest.raises(CollapseError, match="--text-field"):
         corpus.load_corpus(str(jsonl))  # default field "text" is absent
-    with pytest.raises(UsageError, match="--dataset"):
+    with pytest.raises(CollapseError, match="--dataset"):
         corpus.load_corpus(str(tmp_path / "missing.txt"))
 
 
@@ -174,7 +174,7 @@ def test_hub_records_render_as_in_the_paper():
     assert corpus.render_record(record, None) == "user: What is 2+2?\nassistant: 4."
     assert corpus.render_record({"text": "plain"}, None) == "plain"
     assert corpus.render_record(record, "response") == "4."
-    with pytest.raises(UsageError, match="--text-field"):
+    with pytest.raises(CollapseError, match="--text-field"):
         corpus.render_record({"body": "x"}, None)
 
 

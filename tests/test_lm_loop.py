@@ -20,7 +20,7 @@ from collapse.analysis.vocabulary import ACCUMULATE, ACCUMULATE_SUBSAMPLE, REPLA
 from collapse.lm import corpus, metrics, rundir  # noqa: E402
 from collapse.lm.presets import PRESETS, with_overrides  # noqa: E402
 from collapse.lm.run import DONE, TRAINED, RunConfig, run  # noqa: E402
-from collapse.simulate.errors import UsageError  # noqa: E402
+from collapse.analysis.errors import CollapseError  # noqa: E402
 
 MICRO = PRESETS["micro"]
 T = 3
@@ -129,9 +129,9 @@ def test_more_iterations_computes_only_the_new_ones(reference, cache, tmp_path):
 
 def test_directory_made_with_other_settings_is_refused(reference, cache):
     before = (reference / rundir.CONFIG).read_text()
-    with pytest.raises(UsageError, match="--n is 12 there but 13 now"):
+    with pytest.raises(CollapseError, match="--n is 12 there but 13 now"):
         run(RunConfig(with_overrides(MICRO, n=13)), reference, iterations=1, cache_dir=cache, log=None)
-    with pytest.raises(UsageError, match="--seed"):
+    with pytest.raises(CollapseError, match="--seed"):
         run(RunConfig(MICRO, seed=5), reference, iterations=1, cache_dir=cache, log=None)
     assert (reference / rundir.CONFIG).read_text() == before
 
