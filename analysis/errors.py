@@ -17,4 +17,14 @@ from __future__ import annotations
 
 
 class CollapseError(ValueError):
-    """Bad input: the message names the parameter and its valid range."""
+    """Bad input: the message names the parameter and its valid range.
+
+    Examples
+    --------
+    >>> import collapse
+    >>> try:
+    ...     collapse.Gaussian(dim=0)
+    ... except collapse.CollapseError as error:
+    ...     print(error)
+    dim must be an integer >= 1 (got 0)
+    """

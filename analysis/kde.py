@@ -35,7 +35,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import sympy
 
 from collapse.analysis.kde_lineage import (
     EULER_GAMMA,
@@ -174,8 +173,20 @@ def replace_mise_limit(*, n: int, bandwidth: float, truth: GaussianMixture) -> f
 # ---------------------------------------------------------------------------
 # sympy form for the Gaussian truth (for the docs)
 
-#: Symbols of :func:`symbolic_mise`: points per batch, bandwidth, truth standard deviation.
-N_SYMBOL, H_SYMBOL, SIGMA0_SYMBOL = sympy.symbols("n h sigma0", positive=True)
+_SYMBOLS = ("N_SYMBOL", "H_SYMBOL", "SIGMA0_SYMBOL")
+
+
+def __getattr__(name: str):
+    # N_SYMBOL, H_SYMBOL, SIGMA0_SYMBOL: the symbols of symbolic_mise (points per batch,
+    # bandwidth, truth standard deviation), made on first use so that importing this
+    # module (the command line's path) does not import sympy.
+    if name in _SYMBOLS:
+        import sympy
+
+        values = sympy.symbols("n h sigma0", positive=True)
+        globals().update(zip(_SYMBOLS, values))
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def symbolic_mise(workflow: str, t: int, dim: int = 1) -> sympy.Expr:
@@ -189,11 +200,13 @@ def symbolic_mise(workflow: str, t: int, dim: int = 1) -> sympy.Expr:
     - 2 E G(2 sigma0^2 + (K_D+1) h^2) + G(2 sigma0^2)``.  Meant for small ``t``
     (``<= 3``): the number of terms grows like ``t^2``.
     """
+    import sympy
+
     check_workflow(workflow)
     t = check_iteration(t)
     if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
         raise ValueError(f"dim must be an integer >= 1 (got {dim!r})")
-    n, h, s0 = N_SYMBOL, H_SYMBOL, SIGMA0_SYMBOL
+    n, h, s0 = (__getattr__(name) for name in _SYMBOLS)
 
     def overlap(variance: sympy.Expr) -> sympy.Expr:
         return (2 * sympy.pi * variance) ** sympy.Rational(-dim, 2)

@@ -43,7 +43,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
-import sympy
 
 from collapse.analysis.truths import GaussianMixture
 from collapse.analysis.checks import check_int, check_workflow
@@ -150,6 +149,8 @@ def lineage_pgf_symbolic(workflow: str, t, z: sympy.Symbol | None = None) -> sym
     ``replace``: ``z^t``; otherwise the rising factorial ``z^(t) / t! =
     z (z+1) ... (z+t-1) / t!`` (``sympy.rf``).  ``t`` may be a sympy symbol.
     """
+    import sympy
+
     check_workflow(workflow)
     z = sympy.Symbol("z") if z is None else z
     if workflow == REPLACE:
@@ -163,6 +164,8 @@ def lineage_law_symbolic(workflow: str, t: int) -> dict[int, sympy.Expr]:
     ``replace`` gives ``{t: 1}``.  Uses sympy's own Stirling numbers, so it is an
     independent route to :func:`lineage_law`.
     """
+    import sympy
+
     from sympy.functions.combinatorial.numbers import stirling
 
     check_workflow(workflow)
@@ -178,12 +181,16 @@ def lineage_mean_symbolic(workflow: str, t) -> sympy.Expr:
     ``t`` may be an integer or a sympy symbol.  Derivation: ``E K = d/dz E z^K at z=1``;
     for the rising factorial the log-derivative at 1 is ``sum_{i=1}^{t} 1/i = H_t``.
     """
+    import sympy
+
     check_workflow(workflow)
     return sympy.sympify(t) if workflow == REPLACE else sympy.harmonic(t)
 
 
 def lineage_variance_symbolic(workflow: str, t) -> sympy.Expr:
     """``Var K``: ``0`` (replace) or ``H_t - H_t^(2)`` (sum of Bernoulli(1/i) variances)."""
+    import sympy
+
     check_workflow(workflow)
     if workflow == REPLACE:
         return sympy.Integer(0)

@@ -64,7 +64,6 @@ from fractions import Fraction
 from typing import Any
 
 import numpy as np
-import sympy
 
 from collapse.analysis.kde_lineage import check_iteration
 from collapse.analysis.checks import check_int, check_workflow
@@ -146,6 +145,8 @@ def pair_law(workflow: str, n: int, t: int) -> dict[PairKey, Fraction]:
 
 def pair_law_symbolic(workflow: str, t: int, n: sympy.Symbol | None = None) -> dict[PairKey, sympy.Expr]:
     """:func:`pair_law` with ``n`` a sympy symbol: probabilities are rational functions of ``n``."""
+    import sympy
+
     check_workflow(workflow)
     t = check_iteration(t)
     n = sympy.Symbol("n", positive=True, integer=True) if n is None else n

@@ -88,3 +88,13 @@ ENGINES: tuple[str, ...] = (AUTO, STATS, POINTS)
 
 #: Output formats of every command.
 FORMATS: tuple[str, ...] = ("table", "csv", "json")
+
+#: Axis labels with units, for figures.
+METRIC_LABELS: dict[str, str] = {
+    MEAN_SQ_ERROR: "||mu_hat - mu0||^2 (squared data units)",
+    COV_TRACE_RATIO: "tr Sigma_hat / tr Sigma0 (ratio)",
+    COV_DET_RATIO: "det Sigma_hat / det Sigma0 (ratio)",
+    LOG_COV_DET_RATIO: "log det ratio (nats)",
+    TEST_NLL: "test NLL (nats per point or token)",
+    MISE: "MISE (1 / data volume)",
+}

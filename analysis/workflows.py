@@ -173,8 +173,8 @@ class Workflow:
             return PRESETS[text]
         if "=" not in text:
             valid = ", ".join(tuple(PRESETS) + (ALL,))
-            raise CollapseError(f"unknown workflow {text!r}; choose from {valid}, or write a "
-                                f"spec such as real=original,synthetic=window:3")
+            raise CollapseError(f"workflow: unknown name {text!r}; choose from {valid}, or "
+                                f"write a spec such as real=original,synthetic=window:3")
         fields: dict[str, str] = {}
         for part in text.split(","):
             key, sep, value = part.partition("=")

@@ -13,18 +13,17 @@ import argparse
 import gc
 import time
 
+from collapse import KDE, Gaussian
 from collapse.analysis.vocabulary import WORKFLOWS
 from collapse.simulate.calibration import false_alarm_rate
-from collapse.simulate.setting_gaussian import GaussianConfig
-from collapse.simulate.setting_kde import KDEConfig
 
 CONFIGS = [
     # Heavy-tailed replace rows (n=10, d=1), a singular case (n=10, d=10), a roomy one.
-    ("gaussian", GaussianConfig(n=10, dim=1, sigma2=1.0), 50, 1000),
-    ("gaussian", GaussianConfig(n=10, dim=10, sigma2=1.0), 30, 500),
-    ("gaussian", GaussianConfig(n=50, dim=3, sigma2=2.0), 50, 1000),
-    ("kde", KDEConfig(n=10, dim=1, bandwidth=0.5, truth="gaussian"), 15, 500),
-    ("kde", KDEConfig(n=20, dim=2, bandwidth=0.3, truth="blobs"), 10, 300),
+    (Gaussian(n=10, dim=1, sigma2=1.0), 50, 1000),
+    (Gaussian(n=10, dim=10, sigma2=1.0), 30, 500),
+    (Gaussian(n=50, dim=3, sigma2=2.0), 50, 1000),
+    (KDE(n=10, dim=1, bandwidth=0.5, truth="gaussian"), 15, 500),
+    (KDE(n=20, dim=2, bandwidth=0.3, truth="blobs"), 10, 300),
 ]
 
 
@@ -35,9 +34,9 @@ def main() -> None:
     args = parser.parse_args()
     gc.collect = lambda *a, **k: 0  # statsmodels collects garbage on every call
     total_alarms = total = 0
-    for setting, config, iterations, reps in CONFIGS:
+    for problem, iterations, reps in CONFIGS:
         t0 = time.perf_counter()
-        res = false_alarm_rate(setting, config, WORKFLOWS, iterations=iterations,
+        res = false_alarm_rate(problem, WORKFLOWS, iterations=iterations,
                                replicates=reps, seeds=range(1000, 1000 + args.seeds),
                                alpha=args.alpha)
         lo, hi = res.interval()

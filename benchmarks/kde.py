@@ -1,4 +1,4 @@
-"""Speed of :func:`collapse.simulate.kde.simulate_kde` against a plain per-replicate numpy loop.
+"""Speed of :func:`collapse.simulate` (KDE) against a plain per-replicate numpy loop.
 
 Acceptance criterion (issue 4): for all three workflows with ``n = 100``, ``d = 2``,
 30 iterations, 300 replicates, 500 held-out points and a fixed bandwidth, the engine must
@@ -32,7 +32,8 @@ from scipy.special import logsumexp
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from collapse.analysis.vocabulary import ACCUMULATE, ACCUMULATE_SUBSAMPLE, REPLACE, WORKFLOWS  # noqa: E402
-from collapse.simulate.kde import heldout_nll, make_truth_sampler, simulate_kde  # noqa: E402
+import collapse  # noqa: E402
+from collapse.simulate.kde import heldout_nll, make_truth_sampler  # noqa: E402
 
 
 def plain_nll(train: np.ndarray, heldout: np.ndarray, h: float) -> float:
@@ -98,7 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     totals = {"engine": 0.0, "plain": 0.0, "loop-fast": 0.0}
     for workflow in WORKFLOWS:
-        t_eng, _ = timed(lambda: simulate_kde(workflow, replicates=args.replicates, **common))
+        problem = collapse.KDE(truth=args.truth, n=args.n, dim=args.dim,
+                               bandwidth=args.bandwidth, heldout=args.heldout)
+        t_eng, _ = timed(lambda: collapse.simulate(problem, workflow, args.iterations,
+                                                   args.replicates, args.seed))
         t_plain, _ = timed(lambda: paper_loop(workflow, replicates=args.baseline_replicates, **common))
         t_fast, _ = timed(lambda: paper_loop(workflow, replicates=args.baseline_replicates,
                                              nll=fast_nll, **common))

@@ -1,22 +1,21 @@
-"""The main job (`make demo`): theory against Monte Carlo at the paper's settings.
+"""The main job (`make demo`): exact theory against Monte Carlo at the paper's settings.
 
-For every configuration it runs ``collapse compare`` for all three workflows,
-writes the full comparison CSV and a figure under ``--output``, and prints one
-verdict line per configuration and workflow.  Exit status 1 if any comparison is
-inconsistent.
+For every configuration it calls :func:`collapse.compare` for all three workflows,
+writes the full comparison CSV and a figure under ``--output``, and prints one verdict
+line per configuration and workflow (rows tested, set aside, rejected).  Then a tiny
+language-model loop runs and is summarised.  Exit status 1 if any comparison is
+inconsistent (3 if one could test no row).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 
-from collapse.simulate.cli import main as collapse
-from collapse.simulate.tables import Table
+import collapse
+from collapse.simulate import stats
 
 KDE_RUNS = [
     # (n, bandwidth, replicates): blobs truth, the paper's n and bandwidths.
@@ -34,23 +33,43 @@ GAUSSIAN_RUNS = [
     (10, 100, 3000),
 ]
 
+SEED = 2024
 
-def _verdicts(csv_path: Path) -> dict[str, str]:
-    table = Table.from_csv(csv_path)
-    seen: dict[str, list] = defaultdict(list)
-    for rec in table.records():
-        seen[rec["workflow"]].append(rec["consistent"])
-    out = {}
-    for workflow, flags in seen.items():
-        tested = [f for f in flags if f is not None]
-        rejected = sum(1 for f in tested if f is False)
-        verdict = "INCONSISTENT" if rejected else "consistent"
-        out[workflow] = f"{verdict:12s} ({len(tested)} rows tested, {rejected} rejected)"
-    return out
+
+def verdict_lines(result: collapse.ComparisonResult, label: str) -> list[str]:
+    """One line per workflow: its verdict and the rows it rests on."""
+    lines = []
+    rows = result.statistics.table.rows
+    status = result.statistics.status
+    for workflow in result.workflows:
+        mine = [i for i, row in enumerate(rows) if row[1] == workflow.label]
+        tested = [i for i in mine if status[i] == stats.TESTED]
+        rejected = sum(1 for i in tested if rows[i][9] is False)
+        aside = sum(1 for i in mine if status[i] not in (stats.TESTED, stats.NO_THEORY))
+        verdict = "INCONSISTENT" if rejected else ("consistent" if tested else "UNTESTED")
+        lines.append(f"{label} {workflow.label:22s} {verdict:12s} ({len(tested)} rows tested, "
+                     f"{aside} set aside, {rejected} rejected)")
+    return lines
+
+
+def run_lm(out: Path) -> str:
+    """The tiny LM loop (3 iterations, one seed), summarised like the other settings."""
+    from collapse.lm import report
+    from collapse.lm.presets import get_preset
+    from collapse.lm.run import RunConfig, run
+
+    directory = out / "lm-tiny"
+    run(RunConfig(preset=get_preset("tiny")), directory, iterations=3, n_seeds=1, log=None)
+    table = report.summary_table(directory)
+    from collapse.simulate.output import write_text
+
+    write_text(out / "lm-tiny.txt", table.to_text())
+    report.plot(table, out / "lm-tiny.png")
+    return f"lm tiny preset: report in {out / 'lm-tiny.txt'}"
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=Path("results"))
     parser.add_argument("--iterations", type=int, default=100,
                         help="Gaussian iterations (default 100, as in the paper)")
@@ -60,58 +79,33 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     out = args.output
     out.mkdir(parents=True, exist_ok=True)
-    # Each comparison's per-metric summary goes to a log; the verdicts are printed below.
-    log = open(out / "demo.log", "w")
-    with contextlib.redirect_stderr(log):
-        status, lines, elapsed = _run_all(args, out)
-    log.close()
-    print("\n== verdicts: exact theory vs Monte Carlo (details in demo.log) ==")
-    print("\n".join(lines))
-    print(f"results in {out}/ ({elapsed:.0f} s)")
-    return status
-
-
-def _run_all(args, out: Path):
     status = 0
     lines = []
+    summaries = []
     start = time.perf_counter()
-    for dim, n, reps in GAUSSIAN_RUNS:
-        stem = out / f"gaussian_d{dim}_n{n}"
+    configs = [(collapse.Gaussian(dim=d, n=n), args.iterations, reps, f"gaussian_d{d}_n{n}",
+                f"gaussian d={d:<3d} n={n:<4d}") for d, n, reps in GAUSSIAN_RUNS]
+    configs += [(collapse.KDE(truth="blobs", n=n, bandwidth=h), args.kde_iterations, reps,
+                 f"kde_blobs_n{n}_h{h}", f"kde blobs n={n:<4d} h={h:<4g}")
+                for n, h, reps in KDE_RUNS]
+    for problem, iterations, reps, stem, label in configs:
         t0 = time.perf_counter()
-        code = collapse([
-            "compare", "gaussian", "--workflow", "all", "--dim", str(dim), "--n", str(n),
-            "--iterations", str(args.iterations), "--replicates", str(reps), "--seed", "2024",
-            "--format", "csv", "--output", f"{stem}.csv", "--plot", f"{stem}.png",
-        ])
-        status = max(status, code)
-        for workflow, text in _verdicts(Path(f"{stem}.csv")).items():
-            lines.append(f"gaussian d={dim:<3d} n={n:<4d} {workflow:22s} {text}")
-        lines.append(f"  ({time.perf_counter() - t0:.1f} s, {reps} replicates)")
-    for n, h, reps in KDE_RUNS:
-        stem = out / f"kde_blobs_n{n}_h{h}"
-        t0 = time.perf_counter()
-        code = collapse([
-            "compare", "kde", "--truth", "blobs", "--workflow", "all", "--n", str(n),
-            "--bandwidth", str(h), "--iterations", str(args.kde_iterations),
-            "--replicates", str(reps), "--seed", "2024",
-            "--format", "csv", "--output", f"{stem}.csv", "--plot", f"{stem}.png",
-        ])
-        status = max(status, code)
-        for workflow, text in _verdicts(Path(f"{stem}.csv")).items():
-            lines.append(f"kde blobs n={n:<4d} h={h:<4g} {workflow:22s} {text}")
-        lines.append(f"  ({time.perf_counter() - t0:.1f} s, {reps} replicates)")
+        result = collapse.compare(problem, "all", iterations, reps, SEED)
+        result.to_csv(out / f"{stem}.csv")
+        result.save_plot(out / f"{stem}.png")
+        summaries.append(result.summary())
+        status = max(status, result.exit_status)
+        lines += verdict_lines(result, label)
+        lines.append(f"  ({time.perf_counter() - t0:.1f} s, {reps} replicates; "
+                     f"{result.verdict_line()})")
     if not args.skip_lm:
         t0 = time.perf_counter()
-        lm_dir = out / "lm-tiny"
-        code = collapse(["lm", "run", "--workflow", "all", "--iterations", "3", "--seeds", "1",
-                         "--preset", "tiny", "--output", str(lm_dir), "--quiet"])
-        status = max(status, code)
-        code = collapse(["lm", "report", str(lm_dir), "--format", "table",
-                         "--output", str(out / "lm-tiny.txt"), "--plot", str(out / "lm-tiny.png")])
-        status = max(status, code)
-        lines.append(f"lm tiny preset: report in {out / 'lm-tiny.txt'} "
-                     f"({time.perf_counter() - t0:.1f} s)")
-    return status, lines, time.perf_counter() - start
+        lines.append(f"{run_lm(out)} ({time.perf_counter() - t0:.1f} s)")
+    (out / "demo.log").write_text("\n".join(summaries))
+    print("\n== verdicts: exact theory vs Monte Carlo (details in demo.log) ==")
+    print("\n".join(lines))
+    print(f"results in {out}/ ({time.perf_counter() - start:.0f} s)")
+    return status
 
 
 if __name__ == "__main__":

@@ -12,12 +12,12 @@ a Clopper-Pearson interval for the rate.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Sequence
 
 from scipy import stats as sps
 
-from collapse.simulate.settings import settings
-from collapse.simulate.stats import compare
+from collapse.analysis.problems import Problem
+from collapse.analysis.workflows import WorkflowLike
 
 
 @dataclass(frozen=True)
@@ -42,17 +42,19 @@ class FalseAlarmResult:
         return float(lo), float(hi)
 
 
-def false_alarm_rate(setting_name: str, config: Any, workflows: Sequence[str], *,
-                     iterations: int, replicates: int, seeds: Sequence[int],
-                     alpha: float = 0.05) -> FalseAlarmResult:
-    """Run ``compare`` with the exact theory once per seed; count inconsistent verdicts."""
-    setting = settings()[setting_name]
-    theory = {w: dict(setting.theory(config, w, iterations).values) for w in workflows}
-    bounds = setting.lower_bounds(config)
+def false_alarm_rate(problem: Problem, workflows: WorkflowLike, *, iterations: int,
+                     replicates: int, seeds: Sequence[int], alpha: float = 0.05,
+                     theory_scale: float = 1.0) -> FalseAlarmResult:
+    """Run :func:`collapse.compare` once per seed; count inconsistent verdicts.
+
+    With ``theory_scale = 1`` the theory is exact, so every alarm is a false alarm;
+    another scale measures power instead.
+    """
+    from collapse.simulate.api import compare
+
     alarms = 0
     for seed in seeds:
-        samples = {w: setting.simulate(config, w, iterations=iterations, replicates=replicates,
-                                       seed=seed, chunk_size=None) for w in workflows}
-        if not compare(setting_name, theory, samples, alpha=alpha, lower_bounds=bounds).consistent:
-            alarms += 1
-    return FalseAlarmResult(setting_name, setting.describe(config), len(seeds), alarms, alpha)
+        result = compare(problem, workflows, iterations, replicates, seed, alpha=alpha,
+                         theory_scale=theory_scale)
+        alarms += result.verdict == "INCONSISTENT"
+    return FalseAlarmResult(problem.setting, problem.describe(), len(seeds), alarms, alpha)

@@ -1,40 +1,46 @@
-"""The ``collapse`` command.
+"""The ``collapse`` command: a thin client of the Python API.
 
 ::
 
-    collapse theory   {gaussian,kde} [options]   exact expectations per iteration
-    collapse simulate {gaussian,kde} [options]   Monte Carlo mean and standard error per iteration
-    collapse compare  {gaussian,kde} [options]   both, with a statistical verdict; exit 1 if inconsistent
-    collapse lm ...                              the language-model loop
+    collapse theory   SETTING [options]   exact expectations per iteration
+    collapse simulate SETTING [options]   Monte Carlo mean and standard error per iteration
+    collapse compare  SETTING [options]   both, with a statistical verdict
+    collapse lm ...                       the language-model loop
 
-Bad input gets one line ``collapse: error: ...`` naming the parameter and exit
-status 2; an interrupted run exits 130 after keeping what it finished (with
-``--checkpoint``).  ``collapse theory`` imports neither torch nor the Monte Carlo
-engines.
+Every command maps its options to a problem dataclass and calls
+:func:`collapse.theory`, :func:`collapse.simulate` or :func:`collapse.compare`, so the
+same options and seed give the same numbers as the API.  Exit status: 0 success (and
+``compare``: consistent); 1 ``compare`` found an inconsistency; 2 bad input (one line
+``collapse: error: ...`` naming the option, no traceback); 3 ``compare`` could test no
+row; 130 interrupted (finished workflows are kept with ``--checkpoint``).
+``collapse theory`` imports neither torch nor the Monte Carlo engines.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
-import os
+import logging
 import sys
-import tempfile
-from dataclasses import asdict
-from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-
-from collapse.analysis.vocabulary import ALL, WORKFLOWS
-from collapse.analysis.workflows import parse_workflows
-from collapse.simulate.argtypes import any_float, int_at_least, probability
 from collapse.analysis.errors import CollapseError
-from collapse.simulate.settings import Setting, settings
-from collapse.simulate.tables import FORMATS, THEORY_COLUMNS, Table, atomic_write_text
+from collapse.analysis.vocabulary import ALL, FORMATS, WORKFLOWS
+from collapse.simulate.cli_options import (
+    add_setting_arguments,
+    as_option,
+    integer,
+    number,
+    problem_from_args,
+)
+from collapse.simulate.settings import settings
 
 PROG = "collapse"
+
+#: Names of API parameters as the command line spells them.
+_FLAGS = {"iterations": "--iterations", "replicates": "--replicates", "seed": "--seed",
+          "alpha": "--alpha", "theory_scale": "--theory-scale", "chunk_size": "--chunk-size",
+          "engine": "--engine", "workflow": "--workflow", "output": "--output",
+          "plot": "--plot", "checkpoint": "--checkpoint"}
 
 
 class CollapseParser(argparse.ArgumentParser):
@@ -45,67 +51,57 @@ class CollapseParser(argparse.ArgumentParser):
         self.exit(2, f"{PROG}: error: {message}\n")
 
 
-def _workflow_type(text: str) -> tuple[str, ...]:
-    try:
-        names = tuple(w.label for w in parse_workflows(text))
-        for name in names:
-            if name not in WORKFLOWS:
-                raise ValueError(f"workflow {name} is not supported yet")
-        return names
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 def _add_common(parser: argparse.ArgumentParser, command: str) -> None:
     common = parser.add_argument_group("common options")
-    common.add_argument("--workflow", dest="workflows", type=_workflow_type, default=WORKFLOWS,
-                        metavar="{" + ",".join(WORKFLOWS + (ALL,)) + "}",
-                        help="training workflow(s) (default all)")
-    common.add_argument("--n", type=int_at_least(2), default=100,
+    common.add_argument("--workflow", dest="workflows", action="append", metavar="WORKFLOW",
+                        help="a preset (" + ", ".join(WORKFLOWS) + ", fresh), a comma-separated "
+                             "list of presets, 'all' (the paper's three; the default), or a "
+                             "spec such as real=original,synthetic=window:3; repeat to "
+                             "compare several rules")
+    common.add_argument("--n", type=integer, default=100,
                         help="samples drawn from every model, and real samples (default 100)")
-    common.add_argument("--iterations", type=int_at_least(1), default=100,
+    common.add_argument("--iterations", type=integer, default=100,
                         help="model-fitting iterations; iteration 1 is fitted on real data "
                              "(default 100)")
-    common.add_argument("--replicates", type=int_at_least(2 if command == "compare" else 1),
-                        default=1000, help="independent Monte Carlo replicates (default 1000; "
-                                           "ignored by theory)")
-    common.add_argument("--seed", type=int_at_least(0), default=0,
-                        help="seed of numpy's SeedSequence (default 0; ignored by theory)")
+    ignored = "; ignored by theory" if command == "theory" else ""
+    common.add_argument("--replicates", type=integer, default=1000,
+                        help=f"independent Monte Carlo replicates (default 1000{ignored})")
+    common.add_argument("--seed", type=integer, default=0,
+                        help=f"seed of numpy's SeedSequence (default 0{ignored})")
     common.add_argument("--format", choices=FORMATS, default="table",
                         help="output format (default table)")
-    common.add_argument("--output", type=Path, metavar="PATH",
-                        help="write the full result to PATH (atomically) instead of stdout")
-    common.add_argument("--plot", type=Path, metavar="PATH",
-                        help="draw the curves to PATH (e.g. curves.png)")
+    common.add_argument("--output", metavar="PATH",
+                        help="write the full result to PATH instead of standard output")
+    common.add_argument("--plot", metavar="PATH",
+                        help="draw the curves to PATH (.png, .pdf or .svg)")
     if command != "theory":
-        common.add_argument("--chunk-size", type=int_at_least(1), default=None,
+        common.add_argument("--chunk-size", type=integer, default=None,
                             help="replicates simulated at once (bounds memory; results do not "
                                  "depend on it)")
-        common.add_argument("--checkpoint", type=Path, metavar="DIR",
+        common.add_argument("--checkpoint", metavar="DIR",
                             help="keep each finished workflow's replicates in DIR; a rerun with "
                                  "the same settings reuses them (resume after interruption)")
     if command == "compare":
-        common.add_argument("--alpha", type=probability, default=0.01,
+        common.add_argument("--alpha", type=number, default=0.01,
                             help="family-wise false-alarm rate of the verdict (default 0.01)")
-        common.add_argument("--theory-scale", type=any_float, default=1.0, metavar="FACTOR",
+        common.add_argument("--theory-scale", type=number, default=1.0, metavar="FACTOR",
                             help="negative control: multiply every exact expectation by FACTOR "
                                  "before testing; a sound test must then report inconsistency")
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    import collapse
 
-    try:
-        return version("collapse-or-thrive")
-    except PackageNotFoundError:
-        return "unknown (not installed)"
+    return collapse.__version__
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``collapse`` argument parser (also rendered on the docs' CLI page)."""
     parser = CollapseParser(
         prog=PROG,
         description="Will a model collapse if it trains on its own outputs? Exact theory and "
-                    "Monte Carlo for the replace, accumulate and accumulate-subsample workflows.",
+                    "Monte Carlo for training workflows that replace, accumulate or mix real "
+                    "and synthetic data.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
@@ -122,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
         for name, setting in settings().items():
             leaf = kinds.add_parser(name, help=setting.help, description=f"{text}: {setting.help}")
             _add_common(leaf, command)
-            setting.add_arguments(leaf, command)
+            add_setting_arguments(leaf, setting, command)
             leaf.set_defaults(func=_RUNNERS[command], setting_adapter=setting)
     _register_lm(commands)
     return parser
@@ -137,160 +133,158 @@ def _register_lm(commands: argparse._SubParsersAction) -> None:
 
 # -- running -----------------------------------------------------------------------
 
-def _emit(table: Table, args: argparse.Namespace) -> None:
-    text = table.render(args.format)
+def _check_paths(args: argparse.Namespace) -> None:
+    # Refuse unwritable destinations before computing anything.
+    from collapse.simulate.output import check_output, check_plot
+
     if args.output is not None:
-        atomic_write_text(args.output, text)
+        check_output(args.output, "--output")
+    if args.plot is not None:
+        check_plot(args.plot, "--plot")
+
+
+def _problem(args: argparse.Namespace):
+    setting = args.setting_adapter
+    return problem_from_args(setting, args, args.command)
+
+
+def _checked_problem(args: argparse.Namespace, paths: bool = True):
+    """The problem, after every option has been checked (nothing computed yet)."""
+    from collapse.simulate.api import check_call
+
+    problem = _problem(args)
+    check_call(args.command, problem, _workflows(args), args.iterations, args.replicates,
+               args.seed, alpha=getattr(args, "alpha", 0.01),
+               theory_scale=getattr(args, "theory_scale", 1.0),
+               engine=getattr(args, "engine", "auto"), chunk_size=getattr(args, "chunk_size", None))
+    if paths:
+        _check_paths(args)
+    return problem
+
+
+def validate(argv: Sequence[str]) -> str | None:
+    """``None`` if ``collapse argv`` would be accepted, else its one-line error.
+
+    Nothing is computed and no path is checked (documented commands may name output
+    folders that do not exist where the docs are built).
+    """
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            args = build_parser().parse_args(list(argv))
+    except SystemExit as exc:
+        return None if exc.code in (0, None) else (err.getvalue().strip() or f"exit {exc.code}")
+    if getattr(args, "setting_adapter", None) is None:
+        return None  # lm subcommands check their own options when they run
+    try:
+        _checked_problem(args, paths=False)
+    except CollapseError as exc:
+        return f"{PROG}: error: {as_option(str(exc), _FLAGS)}"
+    return None
+
+
+def _workflows(args: argparse.Namespace):
+    return args.workflows if args.workflows else ALL
+
+
+def _emit(result, args: argparse.Namespace, text_view: str | None = None) -> None:
+    """Write the result in ``--format`` to ``--output`` or standard output."""
+    if args.format == "csv":
+        text = result.to_csv()
+    elif args.format == "json":
+        text = result.to_json()
+    else:
+        text = text_view if text_view is not None else result.to_text()
+    if args.output is not None:
+        from collapse.simulate.output import write_text
+
+        write_text(args.output, text, "--output")
         print(f"{PROG}: wrote {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)
+        sys.stdout.flush()
         if args.format != "table":
-            for note in table.notes:
+            for note in result.notes:
                 print(f"note: {note}", file=sys.stderr)
 
 
-def theory_table(setting: Setting, config, workflows: Sequence[str], iterations: int,
-                 scale: float = 1.0) -> tuple[Table, dict[str, dict[str, tuple[float, ...]]]]:
-    """Theory rows for ``workflows`` and the raw values (optionally scaled)."""
-    table = Table(THEORY_COLUMNS)
-    values: dict[str, dict[str, tuple[float, ...]]] = {}
-    for workflow in workflows:
-        try:
-            result = setting.theory(config, workflow, iterations)
-        except ValueError as exc:
-            raise CollapseError(str(exc)) from None
-        values[workflow] = {}
-        for metric, series in result.values.items():
-            series = tuple(float(v) * scale for v in series)
-            values[workflow][metric] = series
-            for t, v in enumerate(series):
-                table.append(setting.name, workflow, t + 1, metric, v)
-        for note in result.notes:
-            note = f"{workflow}: {note}"
-            if note not in table.notes:
-                table.notes.append(note)
-    return table, values
-
-
-def _checkpoint_path(directory: Path, setting: Setting, config, workflow: str,
-                     args: argparse.Namespace) -> Path:
-    key = json.dumps({"setting": setting.name, "config": asdict(config), "workflow": workflow,
-                      "iterations": args.iterations, "replicates": args.replicates,
-                      "seed": args.seed}, sort_keys=True)
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return directory / f"{setting.name}-{workflow}-{digest}.npz"
-
-
-def replicates(setting: Setting, config, args: argparse.Namespace) -> dict[str, dict[str, np.ndarray]]:
-    """Monte Carlo replicates for every requested workflow, reusing checkpoints."""
-    out: dict[str, dict[str, np.ndarray]] = {}
-    for workflow in args.workflows:
-        path = None
-        if args.checkpoint is not None:
-            path = _checkpoint_path(args.checkpoint, setting, config, workflow, args)
-            if path.exists():
-                with np.load(path) as data:
-                    out[workflow] = {k: data[k] for k in data.files}
-                print(f"{PROG}: reused {workflow} from {path}", file=sys.stderr)
-                continue
-        try:
-            result = setting.simulate(config, workflow, iterations=args.iterations,
-                                      replicates=args.replicates, seed=args.seed,
-                                      chunk_size=args.chunk_size)
-        except ValueError as exc:
-            raise CollapseError(str(exc)) from None
-        out[workflow] = result
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-            os.close(fd)
-            with open(tmp, "wb") as handle:
-                np.savez(handle, **result)
-            os.replace(tmp, path)
-    return out
-
-
-def _configure(args: argparse.Namespace):
-    setting: Setting = args.setting_adapter
-    try:
-        return setting, setting.configure(args)
-    except ValueError as exc:
-        if isinstance(exc, CollapseError):
-            raise
-        raise CollapseError(str(exc)) from None
+def _plot(result, args: argparse.Namespace) -> None:
+    if args.plot is not None:
+        result.save_plot(args.plot)
+        print(f"{PROG}: wrote {args.plot}", file=sys.stderr)
 
 
 def run_theory(args: argparse.Namespace) -> int:
-    setting, config = _configure(args)
-    table, _ = theory_table(setting, config, args.workflows, args.iterations)
-    _emit(table, args)
-    if args.plot is not None:
-        from collapse.simulate.plotting import plot_curves
+    from collapse.simulate.api import theory
 
-        plot_curves(args.plot, theory=table, title=setting.describe(config) + " (theory)")
+    problem = _checked_problem(args)
+    result = theory(problem, _workflows(args), args.iterations)
+    _emit(result, args)
+    _plot(result, args)
     return 0
 
 
+def _simulation_options(args: argparse.Namespace) -> dict:
+    return {"engine": getattr(args, "engine", "auto"), "chunk_size": args.chunk_size,
+            "checkpoint": args.checkpoint}
+
+
 def run_simulate(args: argparse.Namespace) -> int:
-    from collapse.simulate.stats import simulate_table
+    from collapse.simulate.api import simulate
 
-    setting, config = _configure(args)
-    samples = replicates(setting, config, args)
-    table = simulate_table(setting.name, samples)
-    _emit(table, args)
-    if args.plot is not None:
-        from collapse.simulate.plotting import plot_curves
-
-        plot_curves(args.plot, simulated=table,
-                    title=f"{setting.describe(config)}, {args.replicates} replicates")
+    problem = _checked_problem(args)
+    result = simulate(problem, _workflows(args), args.iterations, args.replicates, args.seed,
+                      **_simulation_options(args))
+    _emit(result, args)
+    _plot(result, args)
     return 0
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from collapse.simulate.stats import compare, simulate_table
+    from collapse.simulate.api import compare
 
-    setting, config = _configure(args)
-    theory, values = theory_table(setting, config, args.workflows, args.iterations,
-                                  scale=args.theory_scale)
-    samples = replicates(setting, config, args)
-    result = compare(setting.name, values, samples, alpha=args.alpha,
-                     lower_bounds=setting.lower_bounds(config))
-    result.table.notes.extend(theory.notes)
-    summary = result.summary_table()
-    header = f"{setting.describe(config)}; {args.replicates} replicates, seed {args.seed}"
-    if args.theory_scale != 1.0:
-        header += f"; NEGATIVE CONTROL: theory scaled by {args.theory_scale:g}"
-    verdict = "CONSISTENT" if result.consistent else "INCONSISTENT"
-    summary_text = f"{header}\n{summary.to_text()}verdict: {verdict}\n"
+    problem = _checked_problem(args)
+    result = compare(problem, _workflows(args), args.iterations, args.replicates, args.seed,
+                     alpha=args.alpha, theory_scale=args.theory_scale,
+                     **_simulation_options(args))
+    summary = result.summary()
     if args.format == "table" and args.output is None:
-        sys.stdout.write(summary_text)
-        for note in theory.notes:
-            sys.stdout.write(f"note: {note}\n")
+        sys.stdout.write(summary)
     else:
-        sys.stderr.write(summary_text)
-        if args.output is not None and args.format == "table":
-            atomic_write_text(args.output, result.table.to_text())
-            print(f"{PROG}: wrote {args.output}", file=sys.stderr)
-        else:
-            _emit(result.table, args)
-    if args.plot is not None:
-        from collapse.simulate.plotting import plot_curves
-
-        plot_curves(args.plot, simulated=simulate_table(setting.name, samples), theory=theory,
-                    title=header)
-    return 0 if result.consistent else 1
+        # the rows go where --format and --output say; the verdict to standard error
+        sys.stderr.write(summary)
+        _emit(result, args)
+    _plot(result, args)
+    return result.exit_status
 
 
 _RUNNERS = {"theory": run_theory, "simulate": run_simulate, "compare": run_compare}
 
 
+class _Handler(logging.Handler):
+    """Library messages (reused checkpoints, damaged files) as ``collapse: ...`` lines."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"{PROG}: {record.getMessage()}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; returns its exit status (see the module docstring)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    logger = logging.getLogger("collapse")
+    handler = _Handler()
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)
     try:
         return int(args.func(args) or 0)
     except CollapseError as exc:
-        print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        message = as_option(" ".join(str(exc).split()), _FLAGS)
+        print(f"{PROG}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
@@ -299,6 +293,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # `collapse ... | head` closes stdout early; that is not an error.
         sys.stderr.close()
         return 0
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 if __name__ == "__main__":

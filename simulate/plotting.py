@@ -1,107 +1,176 @@
 """One figure layout for every setting: a panel per metric, a colour per workflow.
 
 Theory (exact expectations) is drawn as lines, Monte Carlo means as markers with
-95% error bars (``1.96 * sem``).  A panel switches to a logarithmic y axis when all
-its finite values are positive and span more than two decades, which is how
-replace's geometric collapse is best seen.  Non-finite values are left out.
+95% error bars (``1.96 * sem``).  Rows of a comparison that were not tested (set
+aside as heavy-tailed, diverging or underflowing) are drawn with hollow markers, so a
+visible gap between a line and such markers is never mistaken for a rejection.  A
+panel switches to a logarithmic y axis when all its finite values are positive and
+span more than two decades, which is how replace's geometric collapse is best seen.
+Non-finite values are left out.
+
+Nothing here changes matplotlib's backend or touches pyplot's global figures: a
+figure is a bare :class:`matplotlib.figure.Figure`, drawn on given axes or saved by
+:func:`save_figure`.
 """
 
 from __future__ import annotations
 
+import io
 import math
-from pathlib import Path
-from typing import Iterable
+import os
+from typing import Iterable, Sequence
 
-from collapse.analysis.vocabulary import WORKFLOWS
+from collapse.analysis.vocabulary import METRIC_LABELS, WORKFLOWS
 from collapse.simulate.tables import Table
 
 #: One colour per workflow in every figure of the project (Gaussian, KDE and LM).
 WORKFLOW_COLOURS = {"replace": "#d62728", "accumulate": "#1f77b4",
-                    "accumulate-subsample": "#2ca02c"}
+                    "accumulate-subsample": "#2ca02c", "fresh": "#9467bd"}
+_EXTRA_COLOURS = ("#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 
 
-def _series(table: Table, value_column: str) -> dict[tuple[str, str], list[tuple[int, float, float | None]]]:
+def colour(workflow: str, order: Sequence[str] = ()) -> str:
+    """The colour of ``workflow``: fixed for the presets, then a palette by position."""
+    if workflow in WORKFLOW_COLOURS:
+        return WORKFLOW_COLOURS[workflow]
+    others = [w for w in order if w not in WORKFLOW_COLOURS]
+    index = others.index(workflow) if workflow in others else len(others)
+    return _EXTRA_COLOURS[index % len(_EXTRA_COLOURS)]
+
+
+def _series(table: Table, value_column: str) -> dict[tuple[str, str], list[tuple]]:
     cols = table.columns
     iw, it, im = cols.index("workflow"), cols.index("iteration"), cols.index("metric")
     iv = cols.index(value_column)
     isem = cols.index("sem") if "sem" in cols and value_column == "mean" else None
-    out: dict[tuple[str, str], list[tuple[int, float, float | None]]] = {}
+    itested = cols.index("consistent") if "consistent" in cols else None
+    out: dict[tuple[str, str], list[tuple]] = {}
     for row in table.rows:
         value = row[iv]
         if value is None or not math.isfinite(float(value)):
             continue
         sem = row[isem] if isem is not None else None
-        out.setdefault((row[im], row[iw]), []).append((int(row[it]), float(value), sem))
+        tested = row[itested] is not None if itested is not None else True
+        out.setdefault((row[im], row[iw]), []).append((int(row[it]), float(value), sem, tested))
     return out
 
 
-def plot_curves(
-    path: str | Path,
-    *,
-    simulated: Table | None = None,
-    theory: Table | None = None,
-    title: str | None = None,
-    metrics: Iterable[str] | None = None,
-) -> Path:
-    """Draw theory lines and Monte Carlo error bars; write a PNG (or any matplotlib format).
+def workflow_order(*tables: Table | None) -> list[str]:
+    """Workflows of the tables: the presets first (in table order), then the rest."""
+    seen: list[str] = []
+    for table in tables:
+        if table is None:
+            continue
+        i = table.columns.index("workflow")
+        for row in table.rows:
+            if row[i] not in seen:
+                seen.append(row[i])
+    return [w for w in WORKFLOWS if w in seen] + [w for w in seen if w not in WORKFLOWS]
 
-    ``simulated`` has the simulate schema (``mean``, ``sem``), ``theory`` the theory
-    schema (``value``) or the compare schema (``theory``).  Returns the path written.
+
+def metric_order(*tables: Table | None) -> list[str]:
+    """Metrics of the tables, in order of first appearance."""
+    seen: list[str] = []
+    for table in tables:
+        if table is None:
+            continue
+        i = table.columns.index("metric")
+        for row in table.rows:
+            if row[i] not in seen:
+                seen.append(row[i])
+    return seen
+
+
+def draw_metric(ax, metric: str, *, simulated: Table | None = None,
+                theory: Table | None = None, legend: bool = True) -> None:
+    """Draw one metric on the matplotlib axes ``ax``.
+
+    ``simulated`` has the simulate or compare schema (``mean``, ``sem``; a compare
+    table's ``consistent`` column marks the tested rows), ``theory`` the theory schema
+    (``value``) or the compare schema (``theory``).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     mc = _series(simulated, "mean") if simulated is not None else {}
     th: dict = {}
     if theory is not None:
         th = _series(theory, "value" if "value" in theory.columns else "theory")
-    names = list(metrics) if metrics is not None else []
+    order = workflow_order(theory, simulated)
+    values: list[float] = []
+    for workflow in order:
+        shade = colour(workflow, order)
+        line = th.get((metric, workflow))
+        if line:
+            ax.plot([p[0] for p in line], [p[1] for p in line], "-", color=shade, lw=1.6,
+                    label=f"{workflow} (theory)")
+            values += [p[1] for p in line]
+        pts = mc.get((metric, workflow))
+        if not pts:
+            continue
+        for tested in (True, False):
+            part = [p for p in pts if p[3] is tested]
+            if not part:
+                continue
+            err = [1.96 * p[2] if p[2] is not None and math.isfinite(p[2]) else 0.0 for p in part]
+            suffix = "Monte Carlo" if tested else "Monte Carlo, not tested"
+            ax.errorbar([p[0] for p in part], [p[1] for p in part], yerr=err, fmt="o", ms=3,
+                        color=shade, mfc=shade if tested else "none", alpha=0.8,
+                        elinewidth=0.8, label=f"{workflow} ({suffix})")
+            values += [p[1] for p in part]
+    positive = [v for v in values if v > 0]
+    if values and len(positive) == len(values) and max(positive) / min(positive) > 100:
+        ax.set_yscale("log")
+    ax.set_title(metric)
+    ax.set_xlabel("model-fitting iteration t")
+    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+    ax.grid(alpha=0.3)
+    if legend and ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, frameon=False)
+
+
+def curves_figure(*, simulated: Table | None = None, theory: Table | None = None,
+                  metrics: Iterable[str] | None = None, title: str | None = None):
+    """A new :class:`~matplotlib.figure.Figure` with one panel per metric (pyplot untouched)."""
+    from matplotlib.figure import Figure
+
+    names = list(metrics) if metrics is not None else metric_order(theory, simulated)
     if not names:
-        for key in list(th) + list(mc):
-            if key[0] not in names:
-                names.append(key[0])
-    if not names:
-        raise ValueError("nothing to plot: no finite values")
+        from collapse.analysis.errors import CollapseError
+
+        raise CollapseError("nothing to plot: the result holds no rows")
     ncols = min(3, len(names))
     nrows = math.ceil(len(names) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.4 * nrows), squeeze=False)
+    fig = Figure(figsize=(4.6 * ncols, 3.5 * nrows + 0.6))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     for ax, metric in zip(axes.flat, names):
-        values: list[float] = []
-        for workflow in WORKFLOWS:
-            colour = WORKFLOW_COLOURS.get(workflow)
-            line = th.get((metric, workflow))
-            if line:
-                ax.plot([p[0] for p in line], [p[1] for p in line], "-", color=colour,
-                        lw=1.6, label=f"{workflow} (theory)")
-                values += [p[1] for p in line]
-            pts = mc.get((metric, workflow))
-            if pts:
-                err = [1.96 * p[2] if p[2] is not None and math.isfinite(p[2]) else 0.0 for p in pts]
-                ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=err, fmt="o",
-                            ms=2.5, color=colour, alpha=0.75, elinewidth=0.8,
-                            label=f"{workflow} (Monte Carlo)" if pts else None)
-                values += [p[1] for p in pts]
-        positive = [v for v in values if v > 0]
-        if values and len(positive) == len(values) and max(positive) / min(positive) > 100:
-            ax.set_yscale("log")
-        ax.set_title(metric)
-        ax.set_xlabel("model-fitting iteration t")
-        ax.grid(alpha=0.3)
+        draw_metric(ax, metric, simulated=simulated, theory=theory, legend=False)
     for ax in list(axes.flat)[len(names):]:
         ax.set_visible(False)
-    handles, labels = axes.flat[0].get_legend_handles_labels()
+    handles, labels = [], []
+    for ax in axes.flat:
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            if label not in labels:
+                handles.append(h)
+                labels.append(label)
     if handles:
         fig.legend(handles, labels, loc="lower center", ncol=min(3, len(labels)), fontsize=8,
                    frameon=False, bbox_to_anchor=(0.5, 0.0))
     if title:
-        fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.08 if handles else 0, 1, 1))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+        fig.suptitle(title, fontsize=10)
+    rows_of_legend = math.ceil(len(labels) / 3) if handles else 0
+    fig.tight_layout(rect=(0, min(0.4, 0.035 * rows_of_legend / max(1, nrows) * 3), 1, 1))
+    return fig
+
+
+def save_figure(fig, path: str | os.PathLike, option: str = "plot") -> None:
+    """Write ``fig`` to ``path`` in the format its extension names (png, pdf or svg).
+
+    The bytes are rendered in memory first and written by
+    :func:`collapse.simulate.output.write_bytes` (atomic over regular files, in place
+    for special files, never replacing a symlink).
+    """
+    from collapse.simulate.output import check_plot, write_bytes
+
+    check_plot(path, option)
+    buffer = io.BytesIO()
+    fmt = os.fspath(path).rsplit(".", 1)[-1].lower()
+    fig.savefig(buffer, format=fmt, dpi=110, bbox_inches="tight")
+    write_bytes(path, buffer.getvalue(), option)

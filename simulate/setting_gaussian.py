@@ -1,88 +1,72 @@
 """The ``gaussian`` setting: fit ``N(mu_hat, Sigma_hat)`` to ``D_t``, sample ``n`` points.
 
-Truth ``N(0, sigma2 I_dim)``.  Exact expectations come from
-:func:`collapse.analysis.gaussian.gaussian_theory`, replicates from
-:func:`collapse.simulate.gaussian.simulate_gaussian`.
+Truth ``N(0, sigma2 I_dim)`` (:class:`collapse.analysis.problems.Gaussian`).  Exact
+expectations come from :func:`collapse.analysis.gaussian.gaussian_theory`, replicates
+from :func:`collapse.simulate.gaussian.simulate_gaussian`.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
-from collapse.analysis.vocabulary import COVARIANCE_ESTIMATORS, GAUSSIAN, MLE, TEST_NLL
-from collapse.simulate.argtypes import int_at_least, positive_float
 from collapse.analysis.errors import CollapseError
-from collapse.simulate.settings import Setting, TheoryResult, register
+from collapse.analysis.problems import Gaussian
+from collapse.analysis.vocabulary import (
+    AUTO,
+    COV_DET_RATIO,
+    COV_TRACE_RATIO,
+    ENGINES,
+    GAUSSIAN,
+    GAUSSIAN_METRICS,
+    LOG_COV_DET_RATIO,
+    MEAN_SQ_ERROR,
+    TEST_NLL,
+    WORKFLOWS,
+)
+from collapse.analysis.workflows import Workflow
+from collapse.simulate.settings import Expectations, Setting, register
 
-ENGINES = ("auto", "stats", "points")
 
-
-@dataclass(frozen=True)
-class GaussianConfig:
-    """Gaussian setting: ``n`` points per model, truth ``N(0, sigma2 I_dim)``."""
-
-    n: int
-    dim: int
-    sigma2: float
-    covariance: str = MLE
-    engine: str = "auto"
+def preset_name(workflow: Workflow) -> str:
+    """The paper's workflow name of ``workflow``; CollapseError for other rules."""
+    if workflow.name not in WORKFLOWS:
+        raise CollapseError(f"workflow {workflow.label}: this setting runs "
+                            f"{', '.join(WORKFLOWS)} only")
+    return workflow.name
 
 
 class GaussianSetting(Setting):
     name = GAUSSIAN
+    problem_type = Gaussian
+    metrics = GAUSSIAN_METRICS
+    engines = ENGINES
     help = "multivariate Gaussian fitting (mean and covariance)"
 
-    def add_arguments(self, parser: argparse.ArgumentParser, command: str) -> None:
-        group = parser.add_argument_group("gaussian setting")
-        group.add_argument("--dim", type=int_at_least(1), default=1,
-                           help="dimension d of the data (default 1)")
-        group.add_argument("--sigma2", type=positive_float, default=1.0,
-                           help="truth is N(0, sigma2 I_d) (default 1)")
-        group.add_argument("--covariance", choices=COVARIANCE_ESTIMATORS, default=MLE,
-                           help="covariance divisor: m (mle, as in the paper's code) or m-1 "
-                                "(unbiased) (default mle)")
-        if command != "theory":
-            group.add_argument("--engine", choices=ENGINES, default="auto",
-                               help="Monte Carlo engine: sufficient statistics (stats, replace "
-                                    "and accumulate), literal points (points), or auto")
-
-    def configure(self, args: argparse.Namespace) -> GaussianConfig:
-        engine = getattr(args, "engine", "auto")
-        if engine == "stats" and "accumulate-subsample" in args.workflows:
-            raise CollapseError("--engine stats supports replace and accumulate only; "
-                             "use --engine points or auto for accumulate-subsample")
-        return GaussianConfig(n=args.n, dim=args.dim, sigma2=args.sigma2,
-                              covariance=args.covariance, engine=engine)
-
-    def describe(self, config: GaussianConfig) -> str:
-        return (f"Gaussian: d={config.dim}, n={config.n}, sigma2={config.sigma2:g}, "
-                f"covariance={config.covariance}")
-
-    def theory(self, config: GaussianConfig, workflow: str, iterations: int) -> TheoryResult:
+    def theory(self, problem: Gaussian, workflow: Workflow, iterations: int) -> Expectations:
         from collapse.analysis.gaussian import gaussian_theory
 
-        result = gaussian_theory(workflow, n=config.n, dim=config.dim, iterations=iterations,
-                                 sigma2=config.sigma2, covariance=config.covariance)
-        return TheoryResult(values=result.values, notes=tuple(result.notes))
+        result = gaussian_theory(preset_name(workflow), n=problem.n, dim=problem.dim,
+                                 iterations=iterations, sigma2=problem.sigma2,
+                                 covariance=problem.covariance)
+        return Expectations(values=result.values, notes=tuple(result.notes))
 
-    def simulate(self, config: GaussianConfig, workflow: str, *, iterations: int,
-                 replicates: int, seed: int, chunk_size: int | None) -> dict[str, np.ndarray]:
+    def simulate(self, problem: Gaussian, workflow: Workflow, *, iterations: int,
+                 replicates: int, seed: int, chunk_size: int | None,
+                 engine: str = AUTO) -> dict[str, np.ndarray]:
         from collapse.simulate.gaussian import simulate_gaussian
 
-        return simulate_gaussian(workflow, n=config.n, dim=config.dim, iterations=iterations,
-                                 replicates=replicates, sigma2=config.sigma2,
-                                 covariance=config.covariance, seed=seed,
-                                 chunk_size=chunk_size, engine=config.engine)
+        return simulate_gaussian(preset_name(workflow), n=problem.n, dim=problem.dim,
+                                 iterations=iterations, replicates=replicates,
+                                 sigma2=problem.sigma2, covariance=problem.covariance,
+                                 seed=seed, chunk_size=chunk_size, engine=engine)
 
-    def lower_bounds(self, config: GaussianConfig) -> dict[str, float | None]:
+    def lower_bounds(self, problem: Gaussian) -> dict[str, float | None]:
         # Cross-entropy >= entropy of the truth (Gibbs): test_nll - H(p0) = KL >= 0.
-        entropy = 0.5 * config.dim * (1.0 + math.log(2.0 * math.pi * config.sigma2))
-        return {"mean_sq_error": 0.0, "cov_trace_ratio": 0.0, "cov_det_ratio": 0.0,
-                "log_cov_det_ratio": None, TEST_NLL: entropy}
+        entropy = 0.5 * problem.dim * (1.0 + math.log(2.0 * math.pi * problem.sigma2))
+        return {MEAN_SQ_ERROR: 0.0, COV_TRACE_RATIO: 0.0, COV_DET_RATIO: 0.0,
+                LOG_COV_DET_RATIO: None, TEST_NLL: entropy}
 
 
 register(GaussianSetting())

@@ -1,68 +1,128 @@
-"""Settings known to ``collapse theory|simulate|compare``: the adapter interface.
+"""Settings: the adapters between problems and their exact theory and Monte Carlo engines.
 
-A setting adapter turns parsed command-line options into a validated
-configuration, and answers three questions for one workflow: the exact
-expectations per iteration (:meth:`Setting.theory`), Monte Carlo replicates per
-iteration (:meth:`Setting.simulate`) and known lower bounds of its metrics (for
-the heavy-tail diagnostic of :mod:`collapse.simulate.stats`).  The command-line layer,
-tables, statistics and plots are shared; only adapters know about Gaussians or
-kernels.
+A setting adapter answers three questions for one problem and one workflow rule:
+the exact expectations per iteration (:meth:`Setting.theory`), Monte Carlo
+replicates per iteration (:meth:`Setting.simulate`) and known lower bounds of its
+metrics (for the heavy-tail diagnostic of :mod:`collapse.simulate.stats`).  The
+Python API (:mod:`collapse.simulate.api`), tables, statistics and plots are shared;
+only adapters know about Gaussians or kernels.  Adapters know nothing of the
+command line.
+
+Register a new setting with :func:`register`; the built-in ones are always present
+(registering never hides them).
+
+Examples
+--------
+>>> sorted(settings())[:2]
+['gaussian', 'kde']
+>>> from collapse.analysis.problems import Gaussian
+>>> setting_for(Gaussian()).name
+'gaussian'
 """
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Mapping
 
 import numpy as np
 
+from collapse.analysis.errors import CollapseError
+from collapse.analysis.problems import Problem
+from collapse.analysis.vocabulary import AUTO
+from collapse.analysis.workflows import Workflow
+
 
 @dataclass(frozen=True)
-class TheoryResult:
-    """Exact expectations of one workflow: ``values[metric][t-1]`` and notes."""
+class Expectations:
+    """Exact expectations of one workflow: ``values[metric][t-1]``, and notes.
+
+    A metric absent from ``values`` has no exact theory for that workflow; notes say
+    why, and explain infinities.
+    """
 
     values: Mapping[str, tuple[float, ...]]
     notes: tuple[str, ...] = ()
 
 
 class Setting:
-    """Base class of setting adapters (see module docstring)."""
+    """Base class of setting adapters (see the module docstring).
+
+    Attributes
+    ----------
+    name : str
+        The setting's name (``gaussian``, ``kde``, ...), as on the command line.
+    problem_type : type
+        The :class:`~collapse.analysis.problems.Problem` subclass it serves.
+    metrics : tuple of str
+        Every metric its Monte Carlo reports, in table order.
+    engines : tuple of str
+        Accepted ``engine`` values (``auto`` first).
+    help : str
+        One line for ``collapse --help``.
+    """
 
     name: str = ""
+    problem_type: type = Problem
+    metrics: tuple[str, ...] = ()
+    engines: tuple[str, ...] = (AUTO,)
     help: str = ""
 
-    def add_arguments(self, parser: argparse.ArgumentParser, command: str) -> None:
+    def theory(self, problem: Problem, workflow: Workflow, iterations: int) -> Expectations:
         raise NotImplementedError
 
-    def configure(self, args: argparse.Namespace) -> Any:
-        """Validated, hashable configuration from parsed options (raise CollapseError)."""
+    def simulate(self, problem: Problem, workflow: Workflow, *, iterations: int,
+                 replicates: int, seed: int, chunk_size: int | None,
+                 engine: str = AUTO) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
-    def describe(self, config: Any) -> str:
-        raise NotImplementedError
-
-    def theory(self, config: Any, workflow: str, iterations: int) -> TheoryResult:
-        raise NotImplementedError
-
-    def simulate(self, config: Any, workflow: str, *, iterations: int, replicates: int,
-                 seed: int, chunk_size: int | None) -> dict[str, np.ndarray]:
-        raise NotImplementedError
-
-    def lower_bounds(self, config: Any) -> dict[str, float | None]:
+    def lower_bounds(self, problem: Problem) -> dict[str, float | None]:
         return {}
+
+    def check(self, problem: Problem, workflow: Workflow) -> None:
+        """Raise :class:`CollapseError` if ``workflow`` cannot run on ``problem``."""
+        n = getattr(problem, "n", None)
+        if n is not None:
+            workflow.check(n)
 
 
 _REGISTRY: dict[str, Setting] = {}
+_BUILTINS_LOADED = False
 
 
 def register(setting: Setting) -> Setting:
+    """Add (or replace) a setting adapter; returns it, so it can decorate an instance."""
+    if not setting.name:
+        raise CollapseError("a setting needs a name")
     _REGISTRY[setting.name] = setting
     return setting
 
 
-def settings() -> dict[str, Setting]:
-    """All registered adapters, importing the built-in ones on first use."""
-    if not _REGISTRY:
+def _load_builtins() -> None:
+    global _BUILTINS_LOADED
+    if not _BUILTINS_LOADED:
+        _BUILTINS_LOADED = True
         from collapse.simulate import setting_gaussian, setting_kde  # noqa: F401  (they register)
+
+
+def settings() -> dict[str, Setting]:
+    """Every registered adapter by name: the built-in ones and any registered since."""
+    _load_builtins()
     return dict(_REGISTRY)
+
+
+def setting_for(problem: object) -> Setting:
+    """The adapter serving ``problem`` (by its type); CollapseError for anything else."""
+    for setting in settings().values():
+        if isinstance(problem, setting.problem_type) and setting.problem_type is not Problem:
+            return setting
+    names = ", ".join(s.problem_type.__name__ for s in settings().values())
+    raise CollapseError(f"problem must be one of {names} (got {problem!r})")
+
+
+def get(name: str) -> Setting:
+    """The adapter named ``name``; CollapseError naming the valid settings otherwise."""
+    known = settings()
+    if name not in known:
+        raise CollapseError(f"setting must be one of {', '.join(known)} (got {name!r})")
+    return known[name]

@@ -14,12 +14,9 @@ import gc
 import pytest
 from scipy import stats as sps
 
+from collapse import KDE, Gaussian
 from collapse.analysis.vocabulary import WORKFLOWS
 from collapse.simulate.calibration import false_alarm_rate
-from collapse.simulate.setting_gaussian import GaussianConfig
-from collapse.simulate.setting_kde import KDEConfig
-from collapse.simulate.settings import settings
-from collapse.simulate.stats import compare
 
 SEEDS = 100
 ALPHA = 0.05
@@ -34,28 +31,20 @@ def _no_gc(monkeypatch):
     monkeypatch.setattr(gc, "collect", lambda *a, **k: 0)
 
 
-@pytest.mark.parametrize("setting, config, iterations, replicates", [
-    ("gaussian", GaussianConfig(n=10, dim=1, sigma2=1.0), 50, 1000),   # heavy-tailed replace
-    ("gaussian", GaussianConfig(n=10, dim=10, sigma2=1.0), 30, 500),   # singular covariances
-    ("gaussian", GaussianConfig(n=40, dim=3, sigma2=2.0), 40, 1000),
-    ("kde", KDEConfig(n=10, dim=1, bandwidth=0.5, truth="gaussian"), 15, 500),
+@pytest.mark.parametrize("problem, iterations, replicates", [
+    (Gaussian(n=10, dim=1, sigma2=1.0), 50, 1000),   # heavy-tailed replace
+    (Gaussian(n=10, dim=10, sigma2=1.0), 30, 500),   # singular covariances
+    (Gaussian(n=40, dim=3, sigma2=2.0), 40, 1000),
+    (KDE(n=10, dim=1, bandwidth=0.5, truth="gaussian"), 15, 500),
 ])
-def test_false_alarm_rate_at_most_alpha(setting, config, iterations, replicates):
-    result = false_alarm_rate(setting, config, WORKFLOWS, iterations=iterations,
+def test_false_alarm_rate_at_most_alpha(problem, iterations, replicates):
+    result = false_alarm_rate(problem, WORKFLOWS, iterations=iterations,
                               replicates=replicates, seeds=range(SEEDS), alpha=ALPHA)
     assert result.alarms <= LIMIT, (result.alarms, LIMIT)
 
 
 def test_negative_control_wrong_theory_alarms_on_most_seeds():
-    setting = settings()["gaussian"]
-    config = GaussianConfig(n=40, dim=3, sigma2=2.0)
-    theory = {w: {m: tuple(1.03 * v for v in vals)
-                  for m, vals in setting.theory(config, w, 20).values.items()}
-              for w in WORKFLOWS}
-    alarms = 0
-    for seed in range(30):
-        samples = {w: setting.simulate(config, w, iterations=20, replicates=1000, seed=seed,
-                                       chunk_size=None) for w in WORKFLOWS}
-        alarms += not compare("gaussian", theory, samples, alpha=ALPHA,
-                              lower_bounds=setting.lower_bounds(config)).consistent
-    assert alarms >= 27
+    result = false_alarm_rate(Gaussian(n=40, dim=3, sigma2=2.0), WORKFLOWS, iterations=20,
+                              replicates=1000, seeds=range(30), alpha=ALPHA,
+                              theory_scale=1.03)
+    assert result.alarms >= 27

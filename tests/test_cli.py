@@ -1,4 +1,4 @@
-"""The `collapse` command-line contract (DESIGN.md section 6).
+"""The `collapse` command-line contract: commands, columns, exit statuses, bad input.
 
 Most checks call ``collapse.simulate.cli.main`` in-process; a few run the installed console
 script to check exit statuses and that error output is one line without a
@@ -163,10 +163,12 @@ def test_bad_input_is_one_line_exit_2(argv, parameter):
 
 
 def test_theory_never_imports_torch_or_engines():
-    code = ("import sys; from simulate.cli import main; "
+    code = ("import sys; from collapse.simulate.cli import main; "
             "main(['theory', 'gaussian', '--iterations', '3', '--format', 'csv']); "
-            "bad = [m for m in ('torch', 'transformers', 'simulate.gaussian') if m in sys.modules]; "
-            "sys.exit(1 if bad else 0)")
+            "main(['theory', 'kde', '--iterations', '3', '--format', 'csv']); "
+            "bad = [m for m in ('torch', 'transformers', 'collapse.simulate.gaussian', "
+            "'collapse.simulate.kde', 'sympy') if m in sys.modules]; "
+            "print(bad); sys.exit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
 
@@ -177,7 +179,7 @@ def test_theory_csv_matches_independent_gram_matrix_computation(capsys, covarian
                                                                 sigma2):
     # Must hold: the CSV agrees with an independent exact computation to 1e-8 relative,
     # for every workflow, d and n >= 2.  The reference is the full Gram-matrix recursion
-    # of DESIGN.md section 2 (tests/test_gaussian_theory.py), in exact fractions.
+    # (tests/test_gaussian_theory.py), in exact fractions.
     from test_gaussian_theory import gram_moments
 
     iterations = 12

@@ -175,7 +175,7 @@ def value_role(name: str, rawtext: str, text: str, lineno: int, inliner: Any,
 
 
 def _display_command(run: runs.Run, name: str) -> str:
-    return run.command + (f" --plot {name}.png" if run.plot else "")
+    return run.shell + (f" --plot {name}.png" if run.plot else "")
 
 
 def _execute(directive: SphinxDirective, name: str) -> runs.RunResult | None:
@@ -191,7 +191,7 @@ def _execute(directive: SphinxDirective, name: str) -> runs.RunResult | None:
         return None
     expected = result.run.expect_status
     if expected is not None and result.status != expected:
-        logger.warning("run %s (%s) exited %s, expected %s; output:\n%s", name, result.run.command,
+        logger.warning("run %s (%s) exited %s, expected %s; output:\n%s", name, result.run.shell,
                        result.status, expected, result.stdout, location=directive.get_location())
     return result
 
@@ -210,8 +210,14 @@ class FigureDirective(SphinxDirective):
             return []
         rel = "/" + result.figure.relative_to(DOCS).as_posix()
         alt = self.options.get("alt", f"figure {name}")
-        state = runs.verdict(result.stdout)
-        verdict = f" Verdict of the statistical comparison: **{state}**." if state else ""
+        verdict = ""
+        if result.verdict:
+            aside = sum(result.set_aside.values())
+            reasons = ", ".join(f"{v} {k}" for k, v in sorted(result.set_aside.items()))
+            verdict = (f" Verdict of the statistical comparison: **{result.verdict}**, "
+                       f"resting on {result.tested} tested rows"
+                       + (f"; {aside} rows set aside ({reasons}), drawn with hollow markers"
+                          if aside else "") + ".")
         lines = [f".. figure:: {rel}", f"   :alt: {alt}", "   :width: 100%", ""]
         lines += ["   " + line for line in self.content] or ["   " + alt]
         lines += ["", f"   Made at build time by this command (exit status {result.status}).{verdict}",
@@ -231,7 +237,7 @@ class RunDirective(SphinxDirective):
         result = _execute(self, name)
         if result is None:
             return []
-        lines = [".. code-block:: bash", "", "   " + result.run.command, "",
+        lines = [".. code-block:: bash", "", "   " + result.run.shell, "",
                  f"Output (exit status {result.status}):", "", ".. code-block:: text", ""]
         lines += ["   " + line for line in result.stdout.rstrip("\n").splitlines()]
         container = nodes.container(classes=["collapse-run"])

@@ -1,29 +1,32 @@
-"""Figures and command outputs made at build time by the real ``collapse`` command.
+"""Figures and command outputs made at build time through the Python API.
 
-Each entry of :data:`RUNS` is an argument list for :func:`collapse.simulate.cli.main`
-(small but honest settings: every workflow, thousands of replicates where cheap).
-:func:`execute` runs it in-process with ``--plot`` into the generated directory and
-keeps its standard output, exit status and a cache key.  The key hashes the
-arguments and every ``.py`` file of ``collapse.analysis/`` and ``collapse.simulate/``, so a change of
-the code re-runs the figures at the next build and an unchanged tree reuses them.
+Each entry of :data:`RUNS` is an API call (a problem, a workflow and settings: small
+but honest, every workflow, thousands of replicates where cheap).  :func:`execute`
+calls :func:`collapse.theory`, :func:`collapse.simulate` or :func:`collapse.compare`,
+saves the figure, and keeps what the equivalent ``collapse`` command prints, its exit
+status, the verdict and the counts of tested and set-aside rows, with a cache key.
+The key hashes the call and every ``.py`` file of ``analysis/`` and ``simulate/``, so a
+change of the code re-runs the figures at the next build and an unchanged tree
+reuses them.
 
 :func:`check_command` validates a documented shell command against the real
-argument parser, so the pages cannot show a command that ``collapse`` rejects.
+command line (parser and every option check), so the pages cannot show a command
+that ``collapse`` rejects.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import json
 import os
 import re
 import shlex
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
+
+from collapse.analysis.problems import KDE, Gaussian, Problem
 
 ROOT = Path(__file__).resolve().parents[3]
 #: Where generated figures and outputs go (git-ignored; safe to delete).
@@ -33,48 +36,61 @@ _SOURCE_DIRS = ("analysis", "simulate")
 
 @dataclass(frozen=True)
 class Run:
-    """One ``collapse`` invocation shown on a page (``argv`` without the program name)."""
+    """One API call shown on a page, with the equivalent ``collapse`` command."""
 
-    argv: tuple[str, ...]
+    command: str
+    problem: Problem
+    workflow: str = "all"
+    settings: tuple[tuple[str, Any], ...] = ()
     plot: bool = True
     expect_status: int | None = None  # None: any status is shown as it is
 
     @property
-    def command(self) -> str:
+    def argv(self) -> list[str]:
+        from collapse.simulate.cli_options import argv_for
+
+        return argv_for(self.command, self.problem, self.workflow, **dict(self.settings))
+
+    @property
+    def shell(self) -> str:
         return "collapse " + " ".join(shlex.quote(a) for a in self.argv)
 
+    def call(self):
+        import collapse
 
-def _gaussian(*extra: str) -> tuple[str, ...]:
-    return ("compare", "gaussian", "--workflow", "all", *extra)
+        function = {"theory": collapse.theory, "simulate": collapse.simulate,
+                    "compare": collapse.compare}[self.command]
+        return function(self.problem, self.workflow, **dict(self.settings))
+
+
+def _compare(problem: Problem, **settings: Any) -> Run:
+    return Run("compare", problem, settings=tuple(settings.items()))
 
 
 #: Runs used by the pages, by name.
 RUNS: dict[str, Run] = {
-    "gaussian-mle": Run(_gaussian("--n", "20", "--dim", "2", "--iterations", "60",
-                                  "--replicates", "2000", "--seed", "0")),
-    "gaussian-unbiased": Run(_gaussian("--covariance", "unbiased", "--n", "5", "--dim", "1",
-                                       "--iterations", "100", "--replicates", "4000", "--seed", "0")),
-    "kde-gaussian": Run(("compare", "kde", "--workflow", "all", "--truth", "gaussian", "--n", "32",
-                         "--bandwidth", "0.5", "--iterations", "30", "--replicates", "400",
-                         "--seed", "0")),
-    "kde-blobs": Run(("compare", "kde", "--workflow", "all", "--truth", "blobs", "--n", "100",
-                      "--bandwidth", "0.5", "--iterations", "20", "--replicates", "100",
-                      "--seed", "0")),
-    "kde-moons": Run(("simulate", "kde", "--workflow", "all", "--truth", "moons", "--n", "100",
-                      "--bandwidth", "0.1", "--iterations", "20", "--replicates", "40",
-                      "--seed", "0")),
-    "compare-example": Run(_gaussian("--n", "20", "--dim", "2", "--iterations", "20",
-                                     "--replicates", "1000", "--seed", "0"), plot=False),
-    "compare-negative-control": Run(_gaussian("--n", "20", "--dim", "2", "--iterations", "20",
-                                              "--replicates", "1000", "--seed", "0",
-                                              "--theory-scale", "1.05"),
+    "gaussian-mle": _compare(Gaussian(n=20, dim=2), iterations=60, replicates=2000),
+    "gaussian-unbiased": _compare(Gaussian(n=5, dim=1, covariance="unbiased"), iterations=100,
+                                  replicates=4000),
+    "kde-gaussian": _compare(KDE(truth="gaussian", n=32, bandwidth=0.5), iterations=30,
+                             replicates=400),
+    "kde-blobs": _compare(KDE(truth="blobs", n=100, bandwidth=0.5), iterations=20,
+                          replicates=100),
+    "kde-moons": Run("simulate", KDE(truth="moons", n=100, bandwidth=0.1),
+                     settings=(("iterations", 20), ("replicates", 40))),
+    "compare-example": Run("compare", Gaussian(n=20, dim=2),
+                           settings=(("iterations", 20), ("replicates", 1000)), plot=False),
+    "compare-negative-control": Run("compare", Gaussian(n=20, dim=2),
+                                    settings=(("iterations", 20), ("replicates", 1000),
+                                              ("theory_scale", 1.05)),
                                     plot=False, expect_status=1),
 }
 
 
 @dataclass(frozen=True)
 class RunResult:
-    """What a run left: the figure (or None), its standard output and exit status."""
+    """What a run left: the figure (or None), the command's standard output, exit status,
+    and (for ``compare``) the verdict with the rows tested and set aside by reason."""
 
     name: str
     run: Run
@@ -82,10 +98,13 @@ class RunResult:
     stdout: str
     status: int
     reused: bool
+    verdict: str | None = None
+    tested: int = 0
+    set_aside: dict[str, int] = field(default_factory=dict)
 
 
 def source_digest() -> str:
-    """Hash of every ``.py`` file under ``collapse.analysis/`` and ``collapse.simulate/`` (path and bytes)."""
+    """Hash of every ``.py`` file under ``analysis/`` and ``simulate/`` (path and bytes)."""
     digest = hashlib.sha256()
     for folder in _SOURCE_DIRS:
         for path in sorted((ROOT / folder).rglob("*.py")):
@@ -109,27 +128,24 @@ def execute(name: str, outdir: Path = GENERATED) -> RunResult:
     if record.exists() and (figure is None or figure.exists()):
         saved = json.loads(record.read_text())
         if saved.get("key") == key:
-            return RunResult(name, run, figure, saved["stdout"], saved["status"], True)
-    from collapse.simulate.cli import main
-
-    argv = list(run.argv) + (["--plot", str(figure)] if figure is not None else [])
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = main(argv)
-    stdout = out.getvalue()
+            return RunResult(name, run, figure, saved["stdout"], saved["status"], True,
+                             saved.get("verdict"), saved.get("tested", 0),
+                             saved.get("set_aside", {}))
+    result = run.call()
+    if run.command == "compare":
+        stdout, status = result.summary(), result.exit_status
+        verdict, tested, aside = result.verdict, result.tested, result.set_aside
+    else:
+        stdout, status, verdict, tested, aside = result.to_text(), 0, None, 0, {}
+    if figure is not None:
+        result.save_plot(figure)
     # A unique temporary name: two builds (make docs and a test) may share this cache.
     fd, tmp = tempfile.mkstemp(dir=outdir, prefix=f".{name}.", suffix=".json.tmp")
     with os.fdopen(fd, "w") as handle:
-        json.dump({"key": key, "argv": argv, "stdout": stdout, "status": status,
-                   "stderr": err.getvalue()}, handle)
+        json.dump({"key": key, "argv": run.argv, "stdout": stdout, "status": status,
+                   "verdict": verdict, "tested": tested, "set_aside": aside}, handle)
     os.replace(tmp, record)
-    return RunResult(name, run, figure, stdout, status, False)
-
-
-def verdict(stdout: str) -> str | None:
-    """The ``verdict: ...`` line of a ``compare`` run, if any."""
-    match = re.search(r"^verdict: (\S+)", stdout, flags=re.M)
-    return match[1] if match else None
+    return RunResult(name, run, figure, stdout, status, False, verdict, tested, aside)
 
 
 # --------------------------------------------------------------------------- documented commands
@@ -167,14 +183,7 @@ def commands_in(snippet: str) -> list[list[str]]:
 
 
 def check_command(argv: Sequence[str]) -> str | None:
-    """``None`` if the real ``collapse`` parser accepts ``argv``, else its error message."""
-    from collapse.simulate.cli import build_parser
+    """``None`` if ``collapse argv`` would be accepted, else its error message."""
+    from collapse.simulate.cli import validate
 
-    err = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-            build_parser().parse_args(list(argv))
-    except SystemExit as exc:
-        if exc.code not in (0, None):
-            return err.getvalue().strip() or f"exit status {exc.code}"
-    return None
+    return validate(list(argv))
