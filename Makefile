@@ -16,8 +16,9 @@ $(VENV)/.stamp-demo: setup.cfg pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 	$(PIP) install -q -c $(CONSTRAINTS) -e '.[lm]'
 	touch $@
 
+# The tests check the docs extension too, so they install the docs extra.
 $(VENV)/.stamp-test: setup.cfg pyproject.toml $(CONSTRAINTS) | $(BIN)/python
-	$(PIP) install -q -c $(CONSTRAINTS) -e '.[test,lm]'
+	$(PIP) install -q -c $(CONSTRAINTS) -e '.[test,lm,docs]'
 	touch $@
 
 $(VENV)/.stamp-docs: setup.cfg pyproject.toml $(CONSTRAINTS) | $(BIN)/python
@@ -28,6 +29,7 @@ demo: $(VENV)/.stamp-demo
 	$(BIN)/python scripts/demo.py --output results
 
 test: $(VENV)/.stamp-test
+	$(BIN)/python -m ruff check .
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 test-slow: $(VENV)/.stamp-test

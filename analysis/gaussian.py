@@ -51,7 +51,9 @@ Every coefficient is rational in ``n`` and ``t``, so the ratios are exact ration
 (:func:`moment_sequences`).  For the MLE, ``a_t + b_t = 1`` for every workflow and
 ``t``: the expected second moment about ``mu0`` of every training set equals that of
 the truth.  The determinant, log-determinant and test-NLL results exist for replace
-only (Wishart facts; see :mod:`collapse.analysis.gaussian_symbolic`).
+only (Wishart facts).  Symbolic forms in ``n``, closed forms and limits are in
+:mod:`collapse.analysis.gaussian_symbolic`, which builds on this module (never the
+reverse, so the command line's path does not import sympy).
 
 Units: ``mean_sq_error`` is in squared data units (``= d sigma2 a_t``), ratios are
 dimensionless, ``log_cov_det_ratio`` and ``test_nll`` are in nats (per point).
@@ -88,12 +90,6 @@ __all__ = [
     "pool_coefficients",
     "gaussian_entropy",
     "replace_one_step",
-    "symbolic_moments",
-    "replace_closed_forms",
-    "accumulate_known_covariance_mean_error",
-    "limits",
-    "limit_values",
-    "formula",
 ]
 
 #: Private mpmath context (50 significant digits) so the global ``mpmath.mp`` is untouched.
@@ -372,54 +368,3 @@ def _replace_extra_metrics(n: int, dim: int, iterations: int, sigma2: float, cov
         notes.append(f"{TEST_NLL} exceeds the float range at large t (grows like r^t, "
                      f"r = {float(r):.6g}) and is reported as inf there")
     return out
-
-
-# --------------------------------------------------------------------------- symbolic API
-# Thin wrappers so that importing this module (the CLI path) does not import sympy.
-
-
-def symbolic_moments(workflow: str, t: int, covariance: str = MLE):
-    """``(a_t, b_t)`` as rational functions of the sympy symbol ``n``; see
-    :func:`collapse.analysis.gaussian_symbolic.symbolic_moments`."""
-    from collapse.analysis.gaussian_symbolic import symbolic_moments as impl
-
-    return impl(workflow, t, covariance)
-
-
-def replace_closed_forms(covariance: str = MLE):
-    """Replace closed forms in ``n, d, t`` (sympy); see
-    :func:`collapse.analysis.gaussian_symbolic.replace_closed_forms`."""
-    from collapse.analysis.gaussian_symbolic import replace_closed_forms as impl
-
-    return impl(covariance)
-
-
-def accumulate_known_covariance_mean_error(t):
-    """``(1/n) sum_{k=1}^t 1/k^2`` per unit ``tr Sigma0``; see
-    :func:`collapse.analysis.gaussian_symbolic.accumulate_known_covariance_mean_error`."""
-    from collapse.analysis.gaussian_symbolic import accumulate_known_covariance_mean_error as impl
-
-    return impl(t)
-
-
-def limits(workflow: str, covariance: str = MLE):
-    """``t -> infinity`` limits of ``a_t`` and ``b_t`` in the symbol ``n``; see
-    :func:`collapse.analysis.gaussian_symbolic.limits`."""
-    from collapse.analysis.gaussian_symbolic import limits as impl
-
-    return impl(workflow, covariance)
-
-
-def limit_values(workflow: str, n: int, covariance: str = MLE) -> dict[str, float]:
-    """The limits of :func:`limits` evaluated at an integer ``n`` (floats, ``inf`` allowed)."""
-    from collapse.analysis.gaussian_symbolic import limit_values as impl
-
-    return impl(workflow, n, covariance)
-
-
-def formula(metric: str, workflow: str, covariance: str = MLE):
-    """sympy expression of ``metric`` for ``workflow`` in ``n, d, t, sigma2``; see
-    :func:`collapse.analysis.gaussian_symbolic.formula`."""
-    from collapse.analysis.gaussian_symbolic import formula as impl
-
-    return impl(metric, workflow, covariance)

@@ -44,8 +44,8 @@ from typing import Any
 
 import sympy as sp
 
-from collapse.analysis.gaussian import moment_ratio_recursion, pool_coefficients
 from collapse.analysis.checks import check_workflow
+from collapse.analysis.gaussian import moment_ratio_recursion, pool_coefficients
 from collapse.analysis.vocabulary import (
     COV_DET_RATIO,
     COV_TRACE_RATIO,
@@ -94,9 +94,8 @@ def symbolic_moments(workflow: str, t: int, covariance: str = MLE) -> tuple[sp.E
     _check_covariance(covariance)
     if int(t) < 1:
         raise ValueError(f"t must be an integer >= 1 (got {t})")
-    a = b = None
-    for a, b in moment_ratio_recursion(workflow, n, int(t), covariance, sp.Integer(1), sp.cancel):
-        pass
+    *_, (a, b) = moment_ratio_recursion(workflow, n, int(t), covariance, sp.Integer(1),
+                                        sp.cancel)
     return sp.factor(a), sp.factor(b)
 
 

@@ -1,4 +1,4 @@
-"""Exact theory of iterated Gaussian-kernel density estimation (DESIGN.md section 3).
+"""Exact theory of iterated Gaussian-kernel density estimation.
 
 Model ``t`` is ``p_hat_t(x) = (1/|D_t|) sum_{y in D_t} phi_h(x - y)``, ``phi_s`` the
 ``N(0, s^2 I_d)`` density, fixed bandwidth ``h``.  Training sets per workflow as in
@@ -33,9 +33,11 @@ against the exact one to ``1e-12`` in the tests) and costs ``O(T^2 (T + K^2))`` 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from collapse.analysis.checks import check_workflow
 from collapse.analysis.kde_lineage import (
     EULER_GAMMA,
     DensityBlur,
@@ -61,8 +63,10 @@ from collapse.analysis.kde_pairs import (
     pair_law_table,
 )
 from collapse.analysis.truths import GaussianMixture, gaussian_truth
-from collapse.analysis.checks import check_workflow
 from collapse.analysis.vocabulary import ACCUMULATE, KDE, MISE, TEST_NLL
+
+if TYPE_CHECKING:  # sympy is imported where it is used: the CLI path never needs it
+    import sympy
 
 
 def training_set_size(workflow: str, n: int, t: int) -> int:
@@ -269,8 +273,8 @@ def kde_theory(workflow: str, *, n: int, bandwidth: float, iterations: int,
 
 
 __all__ = [
-    "EULER_GAMMA", "DensityBlur", "KDETheory", "MiseTerms", "PairLawTable", "N_SYMBOL",
-    "H_SYMBOL", "SIGMA0_SYMBOL", "data_point_law", "expected_density",
+    "EULER_GAMMA", "DensityBlur", "KDETheory", "MiseTerms", "PairLawTable",
+    "data_point_law", "expected_density",
     "expected_density_variance", "expected_mise", "expected_mise_terms", "gaussian_truth",
     "harmonic_number", "kde_theory", "lineage_law", "lineage_law_symbolic", "lineage_law_table",
     "lineage_mean_symbolic", "lineage_pgf_symbolic", "lineage_variance_symbolic", "pair_law",

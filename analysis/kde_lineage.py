@@ -1,6 +1,6 @@
 """Single lineages of iterated Gaussian-kernel density estimation (KDE).
 
-Setting (DESIGN.md sections 1 and 3).  Model ``t`` is the Gaussian KDE with fixed
+Setting.  Model ``t`` is the Gaussian KDE with fixed
 bandwidth ``h`` of its training set ``D_t``; sampling from it picks a uniform point
 of ``D_t`` (the *parent*) and adds ``N(0, h^2 I_d)`` noise.  Write ``B_0`` for the
 ``n`` real points and ``B_t`` (``t >= 1``) for the ``n`` points drawn from model
@@ -41,12 +41,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from collapse.analysis.truths import GaussianMixture
 from collapse.analysis.checks import check_int, check_workflow
+from collapse.analysis.truths import GaussianMixture
 from collapse.analysis.vocabulary import REPLACE
+
+if TYPE_CHECKING:  # sympy is imported where it is used: the CLI path never needs it
+    import sympy
 
 #: Euler-Mascheroni constant ``gamma = lim (H_t - log t)``.
 EULER_GAMMA = 0.57721566490153286060651209
@@ -165,7 +169,6 @@ def lineage_law_symbolic(workflow: str, t: int) -> dict[int, sympy.Expr]:
     independent route to :func:`lineage_law`.
     """
     import sympy
-
     from sympy.functions.combinatorial.numbers import stirling
 
     check_workflow(workflow)

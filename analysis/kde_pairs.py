@@ -61,13 +61,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from collapse.analysis.kde_lineage import check_iteration
 from collapse.analysis.checks import check_int, check_workflow
+from collapse.analysis.kde_lineage import check_iteration
 from collapse.analysis.vocabulary import ACCUMULATE, REPLACE
+
+if TYPE_CHECKING:  # sympy is imported where it is used: the CLI path never needs it
+    import sympy
 
 PairKey = tuple[bool, int]
 

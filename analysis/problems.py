@@ -34,9 +34,11 @@ from collapse.analysis.vocabulary import (
     FIXED_DIMS,
     GAUSSIAN,
     GAUSSIAN_TRUTH,
-    KDE as KDE_SETTING,
     MLE,
     TRUTHS,
+)
+from collapse.analysis.vocabulary import (
+    KDE as KDE_SETTING,
 )
 
 #: Largest ``|log10|`` of a variance-like parameter: squares and products of such

@@ -51,9 +51,16 @@ def plain_gaussian(workflow, *, n, dim, iterations, rng, sigma2=1.0, covariance=
     """
     import numpy as np
 
-    from collapse.analysis.vocabulary import (ACCUMULATE, COV_DET_RATIO, COV_TRACE_RATIO,
-                                     LOG_COV_DET_RATIO, MEAN_SQ_ERROR, MLE, REPLACE,
-                                     TEST_NLL)
+    from collapse.analysis.vocabulary import (
+        ACCUMULATE,
+        COV_DET_RATIO,
+        COV_TRACE_RATIO,
+        LOG_COV_DET_RATIO,
+        MEAN_SQ_ERROR,
+        MLE,
+        REPLACE,
+        TEST_NLL,
+    )
 
     bias = covariance == MLE
     structurally_singular = n - 1 < dim

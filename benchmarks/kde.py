@@ -31,8 +31,8 @@ from scipy.special import logsumexp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from collapse.analysis.vocabulary import ACCUMULATE, ACCUMULATE_SUBSAMPLE, REPLACE, WORKFLOWS  # noqa: E402
 import collapse  # noqa: E402
+from collapse.analysis.vocabulary import ACCUMULATE_SUBSAMPLE, REPLACE, WORKFLOWS  # noqa: E402
 from collapse.simulate.kde import heldout_nll, make_truth_sampler  # noqa: E402
 
 
@@ -101,11 +101,12 @@ def main(argv: list[str] | None = None) -> int:
     for workflow in WORKFLOWS:
         problem = collapse.KDE(truth=args.truth, n=args.n, dim=args.dim,
                                bandwidth=args.bandwidth, heldout=args.heldout)
-        t_eng, _ = timed(lambda: collapse.simulate(problem, workflow, args.iterations,
-                                                   args.replicates, args.seed))
-        t_plain, _ = timed(lambda: paper_loop(workflow, replicates=args.baseline_replicates, **common))
-        t_fast, _ = timed(lambda: paper_loop(workflow, replicates=args.baseline_replicates,
-                                             nll=fast_nll, **common))
+        t_eng, _ = timed(lambda p=problem, w=workflow: collapse.simulate(
+            p, w, args.iterations, args.replicates, args.seed))
+        t_plain, _ = timed(lambda w=workflow: paper_loop(
+            w, replicates=args.baseline_replicates, **common))
+        t_fast, _ = timed(lambda w=workflow: paper_loop(
+            w, replicates=args.baseline_replicates, nll=fast_nll, **common))
         per = {
             "engine": t_eng / args.replicates,
             "plain": t_plain / args.baseline_replicates,

@@ -1,4 +1,4 @@
-"""The language-model loop of DESIGN.md section 4: replace, accumulate and
+"""The language-model loop: replace, accumulate and
 accumulate-subsample on real text, on a CPU, offline, resumable.
 
 Modules (torch is imported only by :mod:`collapse.lm.modeling`, :mod:`collapse.lm.training` and

@@ -18,9 +18,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from collapse.analysis.errors import CollapseError
 from collapse.analysis.vocabulary import ALL, WORKFLOWS
 from collapse.analysis.workflows import parse_workflows
-from collapse.analysis.errors import CollapseError
 
 FORMATS = ("table", "csv", "json")
 
@@ -45,7 +45,7 @@ def register(subparsers) -> None:
 
     lm = subparsers.add_parser(
         "lm", help="the language-model loop (fine-tune, sample, repeat) on real text",
-        description="The language-model loop of DESIGN.md section 4.",
+        description="The language-model loop: fine-tune, sample, repeat, on real text.",
     )
     lm_sub = lm.add_subparsers(dest="lm_command", metavar="{run,report}")
     lm_sub.required = True
@@ -135,12 +135,12 @@ def run_command(args: argparse.Namespace) -> int:
 def report_command(args: argparse.Namespace) -> int:
     """Handler of ``collapse.lm report``."""
     from collapse.lm import report
-    from collapse.simulate.tables import atomic_write_text
+    from collapse.simulate.tables import write_text
 
     table = report.summary_table(args.directory)
     text = table.render(args.format)
     if args.output:
-        atomic_write_text(args.output, text)
+        write_text(args.output, text)
     else:
         sys.stdout.write(text)
     if args.format == "csv":

@@ -47,8 +47,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from collapse.lm import seeding
 from collapse.analysis.errors import CollapseError
+from collapse.lm import seeding
 
 DEFAULT_DATASET = "python-docs"
 MIN_CHARS = 80

@@ -1,6 +1,6 @@
 """Which growth shape does a workflow's held-out-loss curve follow?
 
-The simple settings (DESIGN.md sections 2-3) give three shapes for an error
+The simple settings (Gaussian and KDE, exact theory) give three shapes for an error
 curve ``y_t`` over model-fitting iterations ``t = 1..T``:
 
 ``bounded``

@@ -16,6 +16,8 @@ from urllib.parse import urlparse
 from collapse.analysis.errors import CollapseError
 
 CONNECT_TIMEOUT_S = 3.0
+#: What to do instead of a hub model name when no hub can be reached.
+MODEL_ALTERNATIVE = "pass a local directory written by save_pretrained instead, e.g. --model ./my-model"
 
 
 def hub_offline_requested() -> bool:

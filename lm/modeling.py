@@ -43,10 +43,10 @@ from transformers import (  # noqa: E402
     PreTrainedTokenizerFast,
 )
 
+from collapse.analysis.errors import CollapseError  # noqa: E402
 from collapse.lm import seeding, training  # noqa: E402
 from collapse.lm.cache import settings_key  # noqa: E402
 from collapse.lm.presets import Preset  # noqa: E402
-from collapse.analysis.errors import CollapseError  # noqa: E402
 
 transformers.utils.logging.set_verbosity_error()
 transformers.utils.logging.disable_progress_bar()
@@ -205,9 +205,7 @@ def load(spec: str, *, context: int | None = None) -> Bundle:
         try:
             tokenizer, model = _from_pretrained(spec, local_only=True)
         except Exception:
-            from collapse.lm.run import MODEL_ALTERNATIVE
-
-            hub.require_hub("--model", spec, MODEL_ALTERNATIVE)
+            hub.require_hub("--model", spec, hub.MODEL_ALTERNATIVE)
             try:
                 tokenizer, model = _from_pretrained(spec, local_only=False)
             except Exception as exc:

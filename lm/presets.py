@@ -14,7 +14,7 @@ Sizes are chosen for this project's 2-core CPU:
     tests and ``make demo``: ``--workflow all --iterations 3 --seeds 1``
     including tokenizer training and pretraining in about a minute.
 ``small``
-    the documented run (DESIGN.md section 4's feasibility recipe: GPT-2
+    the documented run (the recipe measured feasible on a 2-core CPU: GPT-2
     with 4 layers of width 128, context 160, 1,024-token byte-level BPE;
     fine-tuned 1 epoch, AdamW lr 3e-4, on ``n = 200`` documents; but
     pretrained 4 epochs on 2,000 documents instead of 900, since the

@@ -16,10 +16,10 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
+from collapse.analysis.errors import CollapseError
 from collapse.analysis.vocabulary import LM, WORKFLOWS
 from collapse.lm import growth, rundir
 from collapse.lm.metrics import HELDOUT_CE, LM_METRICS, METRIC_LABELS, sample_metrics
-from collapse.analysis.errors import CollapseError
 from collapse.simulate.tables import SIMULATE_COLUMNS, Table
 
 

@@ -29,12 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+from collapse.analysis.errors import CollapseError
 from collapse.analysis.vocabulary import WORKFLOWS
 from collapse.lm import corpus as corpus_mod
 from collapse.lm import metrics as M
 from collapse.lm import rundir, seeding, workflows
 from collapse.lm.presets import Preset
-from collapse.analysis.errors import CollapseError
 
 Hook = Callable[[str, str, int, int], None]
 
@@ -101,10 +101,9 @@ def check_model_spec(spec: str) -> None:
 
     if _in_hub_cache(spec) or hub.hub_reachable():
         return
-    hub.require_hub("--model", spec, MODEL_ALTERNATIVE)
+    hub.require_hub("--model", spec, hub.MODEL_ALTERNATIVE)
 
 
-MODEL_ALTERNATIVE = "pass a local directory written by save_pretrained instead, e.g. --model ./my-model"
 
 
 def _in_hub_cache(spec: str) -> bool:

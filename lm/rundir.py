@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from collapse.analysis.errors import CollapseError
-from collapse.simulate.tables import atomic_write_text
+from collapse.simulate.tables import write_text
 
 FORMAT = "collapse-lm-run/1"
 CONFIG = "config.json"
@@ -50,8 +50,14 @@ PARAMETER_NAMES = {
 }
 
 
+def _write(path: Path, text: str) -> None:
+    # a run directory grows its own folders (seed-*/iter-*) as iterations finish
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    write_text(path, text, "DIR")
+
+
 def write_json(path: Path, payload: Any) -> None:
-    atomic_write_text(path, json.dumps(payload, indent=1, sort_keys=True) + "\n")
+    _write(path, json.dumps(payload, indent=1, sort_keys=True) + "\n")
 
 
 def read_json(path: Path) -> Any:
@@ -59,7 +65,7 @@ def read_json(path: Path) -> Any:
 
 
 def write_jsonl(path: Path, records: Iterable[dict]) -> None:
-    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    _write(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 
 def read_jsonl(path: Path) -> list[dict]:

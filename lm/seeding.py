@@ -12,7 +12,7 @@ the same stream (common random numbers).  Iteration 1, whose training set is
 the real data for every workflow, is therefore identical across workflows, and
 later differences between workflows come from their training sets, not from
 independent noise.  Each workflow's own trajectory is still an exact draw of
-the procedure in DESIGN.md section 1.
+the procedure (model 1 on the real data, model t on its workflow's D_t).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Assembly of the training set ``D_t`` of each workflow (DESIGN.md section 1).
+"""Assembly of the training set ``D_t`` of each workflow.
 
 Texts are referred to by ``(source, index)``: ``source = 0`` is the real
 training set, ``source = k >= 1`` the texts sampled from model ``k``.  With

@@ -61,7 +61,7 @@ def run_lm(out: Path) -> str:
     directory = out / "lm-tiny"
     run(RunConfig(preset=get_preset("tiny")), directory, iterations=3, n_seeds=1, log=None)
     table = report.summary_table(directory)
-    from collapse.simulate.output import write_text
+    from collapse.simulate.tables import write_text
 
     write_text(out / "lm-tiny.txt", table.to_text())
     report.plot(table, out / "lm-tiny.png")

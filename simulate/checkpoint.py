@@ -110,7 +110,7 @@ class Checkpoint:
 
     def save(self, key: Mapping[str, Any], samples: Mapping[str, np.ndarray]) -> Path:
         """Store ``samples`` under ``key`` atomically; returns the file."""
-        from collapse.simulate.output import write_bytes
+        from collapse.simulate.tables import write_bytes
 
         text, _ = _digest(key)
         buffer = io.BytesIO()

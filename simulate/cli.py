@@ -135,7 +135,7 @@ def _register_lm(commands: argparse._SubParsersAction) -> None:
 
 def _check_paths(args: argparse.Namespace) -> None:
     # Refuse unwritable destinations before computing anything.
-    from collapse.simulate.output import check_output, check_plot
+    from collapse.simulate.tables import check_output, check_plot
 
     if args.output is not None:
         check_output(args.output, "--output")
@@ -199,7 +199,7 @@ def _emit(result, args: argparse.Namespace, text_view: str | None = None) -> Non
     else:
         text = text_view if text_view is not None else result.to_text()
     if args.output is not None:
-        from collapse.simulate.output import write_text
+        from collapse.simulate.tables import write_text
 
         write_text(args.output, text, "--output")
         print(f"{PROG}: wrote {args.output}", file=sys.stderr)

@@ -41,6 +41,8 @@ from typing import Callable
 
 import numpy as np
 
+from collapse.analysis.checks import check_int
+from collapse.analysis.errors import CollapseError
 from collapse.analysis.truths import GaussianMixture, blobs_truth, gaussian_truth
 from collapse.analysis.vocabulary import (
     BLOBS,
@@ -51,9 +53,6 @@ from collapse.analysis.vocabulary import (
     SWISS_ROLL,
     TRUTHS,
 )
-from collapse.analysis.errors import CollapseError
-from collapse.analysis.checks import check_int
-
 
 #: Standard deviation of the isotropic noise of the sklearn-style datasets (the paper's value).
 SKLEARN_NOISE = 0.05

@@ -1,6 +1,6 @@
 """Monte Carlo of the paper's iterated kernel density estimation, vectorised over replicates.
 
-The algorithm (one replicate; DESIGN.md sections 1 and 3).  ``D_1`` is ``n`` real points
+The algorithm (one replicate).  ``D_1`` is ``n`` real points
 from the truth ``p0``.  Model ``t`` is the Gaussian KDE::
 
     p_hat_t(x) = (1/m_t) sum_{y in D_t} phi_{h_t}(x - y),   m_t = |D_t|,
@@ -54,12 +54,14 @@ stable) and the pair sum ``sum_{y,y'}`` gains only the new rows and columns: ite
 changes with the pool size, so under ``accumulate`` the sums are rebuilt batch by batch
 at every iteration (``O(H t n + t^2 n^2 / 2)``; symmetry halves the pair sum).
 
-Randomness.  Replicates are grouped in blocks of :data:`BLOCK_SIZE`; block ``b`` draws
-from ``np.random.SeedSequence(seed).spawn(n_blocks)[b]``, whose two children feed the
-real and held-out data (shared by all workflows, so iteration 1 is identical across
-workflows for one seed) and the workflow's own draws.  Chunks are whole blocks, and
-kernel matrices are split into pieces whose size does not depend on the chunk, so
-results are bit-for-bit identical whatever ``chunk_size``.
+Randomness.  Replicates are grouped in blocks (:func:`block_size`, a function of ``n``
+and ``d``) with the streams of :mod:`collapse.simulate.streams`: block ``b``'s ``REAL``
+stream feeds the real and held-out data (shared by all workflows, so iteration 1 is
+identical across workflows for one seed), its ``PROCESS`` stream the workflow's own
+draws, a fixed amount per iteration, so the first ``t`` iterations never depend on how
+many follow.  Chunks are whole blocks, and kernel matrices are split into pieces whose
+size does not depend on the chunk, so results are bit-for-bit identical whatever
+``chunk_size``.
 """
 
 from __future__ import annotations
@@ -70,6 +72,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from collapse.analysis.checks import check_int, check_workflow
+from collapse.analysis.errors import CollapseError
 from collapse.analysis.truths import GaussianMixture
 from collapse.analysis.vocabulary import (
     ACCUMULATE,
@@ -81,18 +85,17 @@ from collapse.analysis.vocabulary import (
     SILVERMAN,
     TEST_NLL,
 )
+from collapse.simulate import streams
 from collapse.simulate.datasets import (
     TRUTHS,
     Sampler,
     make_truth_sampler,
     truth_dim,
 )
-from collapse.analysis.errors import CollapseError
-from collapse.analysis.checks import check_int, check_workflow
 
 __all__ = [
     "BANDWIDTH_RULES",
-    "BLOCK_SIZE",
+    "block_size",
     "SCOTT",
     "SILVERMAN",
     "TRUTHS",
@@ -107,10 +110,14 @@ __all__ = [
 ]
 
 
-#: Replicates per random stream; chunks are made of whole blocks.
-BLOCK_SIZE = 16
-#: Default replicates per chunk (whole blocks).
+#: Default replicates per chunk (rounded up to whole blocks).
 DEFAULT_CHUNK_SIZE = 32
+
+
+def block_size(n: int, dim: int) -> int:
+    """Replicates per random-stream block (:mod:`collapse.simulate.streams`): a function of
+    ``n`` and ``d`` only, so results never depend on the chunk or the iteration count."""
+    return streams.block_size(n * dim)
 #: Kernel matrices are evaluated in pieces of at most this many entries *per replicate*,
 #: so a chunk of ``c`` replicates holds at most ``8 c`` times this many bytes of kernel
 #: values; the piece split never depends on the chunk, which keeps results chunk-invariant.
@@ -217,7 +224,8 @@ def make_config(
         chunk = DEFAULT_CHUNK_SIZE
     else:
         chunk = check_int("chunk_size", chunk_size, 1)
-    chunk = -(-chunk // BLOCK_SIZE) * BLOCK_SIZE  # whole blocks
+    block = block_size(n, sampler.dim)
+    chunk = -(-chunk // block) * block  # whole blocks
     return KDEConfig(
         workflow, n, iterations, replicates, truth, sampler.dim, float(sigma0), bandwidth,
         heldout, seed, chunk,
@@ -345,13 +353,17 @@ Observer = Callable[[int, np.ndarray, float, np.ndarray], None]
 
 
 class _Streams:
-    """The random generators of the blocks in one chunk; draws are concatenated by block."""
+    """The random generators of the blocks in one chunk; draws are concatenated by block.
 
-    def __init__(self, seqs: Sequence[np.random.SeedSequence], sizes: Sequence[int]) -> None:
-        self.sizes = list(sizes)
-        children = [s.spawn(2) for s in seqs]
-        self.data = [np.random.default_rng(c[0]) for c in children]
-        self.proc = [np.random.default_rng(c[1]) for c in children]
+    Block ``b`` draws its real and held-out points from its ``REAL`` stream (shared by
+    every workflow, so iteration 1 is identical across them) and the loop's draws from
+    its ``PROCESS`` stream (:mod:`collapse.simulate.streams`).
+    """
+
+    def __init__(self, seed: int, part: Sequence[streams.Block]) -> None:
+        self.sizes = [b.size for b in part]
+        self.data = [streams.generator(seed, streams.REAL, b.index) for b in part]
+        self.proc = [streams.generator(seed, streams.PROCESS, b.index) for b in part]
 
     @staticmethod
     def _cat(rngs, sizes, fn) -> np.ndarray:
@@ -418,20 +430,19 @@ def _metrics(
 def _run_chunk(
     cfg: KDEConfig,
     sampler: Sampler,
-    seqs: Sequence[np.random.SeedSequence],
-    sizes: Sequence[int],
+    part: Sequence[streams.Block],
     observer: Observer | None = None,
 ) -> tuple[np.ndarray | None, np.ndarray]:
     """Metrics ``(mise or None, test_nll)`` of shape ``(c, iterations)`` for one chunk of blocks.
 
     ``observer(t, D_t, h_t, heldout)``, if given, sees every training set (for tests).
     """
-    streams = _Streams(seqs, sizes)
-    c, n, T, d = sum(sizes), cfg.n, cfg.iterations, cfg.dim
+    draws = _Streams(cfg.seed, part)
+    c, n, T, d = sum(b.size for b in part), cfg.n, cfg.iterations, cfg.dim
     mixture = sampler.mixture
     self_overlap = mixture_self_overlap(mixture) if mixture is not None else 0.0
-    real = streams.data_draw(lambda rng, b: sampler.sample(rng, (b, n)))
-    heldout = streams.data_draw(lambda rng, b: sampler.sample(rng, (b, cfg.heldout)))
+    real = draws.data_draw(lambda rng, b: sampler.sample(rng, (b, n)))
+    heldout = draws.data_draw(lambda rng, b: sampler.sample(rng, (b, cfg.heldout)))
 
     mise = np.full((c, T), np.nan) if mixture is not None else None
     nll = np.empty((c, T))
@@ -453,7 +464,7 @@ def _run_chunk(
             d_t = real
         else:
             size = t * n
-            keys = streams.proc_draw(lambda rng, b: rng.random((b, size)))
+            keys = draws.proc_draw(lambda rng, b, size=size: rng.random((b, size)))
             chosen = np.argpartition(keys, n - 1, axis=1)[:, :n]
             d_t = np.take_along_axis(pool[:, :size], chosen[..., None], axis=1)
         if observer is not None:
@@ -475,8 +486,8 @@ def _run_chunk(
 
         if t == T:
             break
-        parents = streams.proc_draw(lambda rng, b: rng.integers(0, m, size=(b, n)))
-        noise = streams.proc_draw(lambda rng, b: rng.standard_normal((b, n, d)))
+        parents = draws.proc_draw(lambda rng, b, m=m: rng.integers(0, m, size=(b, n)))
+        noise = draws.proc_draw(lambda rng, b: rng.standard_normal((b, n, d)))
         new = np.take_along_axis(d_t, parents[..., None], axis=1)
         new += h * noise
         if accumulating:
@@ -516,7 +527,7 @@ def simulate_kde(
     seed : non-negative integer; results depend on it and on the other arguments, never
         on ``chunk_size``.
     chunk_size : replicates processed together (rounded up to whole blocks of
-        :data:`BLOCK_SIZE`); bounds memory to about
+        :func:`block_size`); bounds memory to about
         ``chunk * (8 iterations n d + 8 * 2^16 + 8 heldout d)`` bytes plus small terms.
 
     Returns
@@ -539,14 +550,10 @@ def simulate_kde(
 
 def _simulate(cfg: KDEConfig, observer: Observer | None = None) -> dict[str, np.ndarray]:
     sampler = make_truth_sampler(cfg.truth, dim=cfg.dim, sigma0=cfg.sigma0)
-    n_blocks = -(-cfg.replicates // BLOCK_SIZE)
-    block_seqs = np.random.SeedSequence(cfg.seed).spawn(n_blocks)
-    block_sizes = [min(BLOCK_SIZE, cfg.replicates - b * BLOCK_SIZE) for b in range(n_blocks)]
-    per_chunk = cfg.chunk_size // BLOCK_SIZE
     mise_parts, nll_parts = [], []
-    for start in range(0, n_blocks, per_chunk):
-        stop = min(start + per_chunk, n_blocks)
-        mise, nll = _run_chunk(cfg, sampler, block_seqs[start:stop], block_sizes[start:stop], observer)
+    for part in streams.chunks(streams.blocks(cfg.replicates, block_size(cfg.n, cfg.dim)),
+                               cfg.chunk_size):
+        mise, nll = _run_chunk(cfg, sampler, part, observer)
         nll_parts.append(nll)
         if mise is not None:
             mise_parts.append(mise)

@@ -164,10 +164,10 @@ def save_figure(fig, path: str | os.PathLike, option: str = "plot") -> None:
     """Write ``fig`` to ``path`` in the format its extension names (png, pdf or svg).
 
     The bytes are rendered in memory first and written by
-    :func:`collapse.simulate.output.write_bytes` (atomic over regular files, in place
+    :func:`collapse.simulate.tables.write_bytes` (atomic over regular files, in place
     for special files, never replacing a symlink).
     """
-    from collapse.simulate.output import check_plot, write_bytes
+    from collapse.simulate.tables import check_plot, write_bytes
 
     check_plot(path, option)
     buffer = io.BytesIO()

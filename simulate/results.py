@@ -7,7 +7,7 @@ Each carries its problem and settings, and offers the same views:
     a pandas DataFrame with exactly the columns of the command's CSV;
 ``to_csv(path=None)``, ``to_json(path=None)``
     the text the command writes (returned when ``path`` is None; written
-    atomically otherwise, see :mod:`collapse.simulate.output`);
+    atomically otherwise, see :mod:`collapse.simulate.tables`);
 ``summary()``
     a short human-readable report (for ``compare``: rows tested and set aside per
     workflow and metric, and the verdict);
@@ -37,7 +37,8 @@ import numpy as np
 
 from collapse.analysis.problems import Problem
 from collapse.analysis.workflows import Workflow
-from collapse.simulate.tables import COMPARE_COLUMNS, SIMULATE_COLUMNS, THEORY_COLUMNS, Table
+from collapse.simulate.tables import COMPARE_COLUMNS, THEORY_COLUMNS, Table
+
 
 def _stats():
     # The statistics pull in scipy.stats (about a second); `collapse theory` never needs them.
@@ -112,7 +113,7 @@ class _Result:
     def _emit(text: str, path: str | os.PathLike | None) -> str | None:
         if path is None:
             return text
-        from collapse.simulate.output import write_text
+        from collapse.simulate.tables import write_text
 
         write_text(path, text)
         return None

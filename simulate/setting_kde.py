@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from collapse.analysis.problems import KDE
-from collapse.analysis.vocabulary import AUTO, BLOBS, GAUSSIAN_TRUTH, KDE as KDE_NAME
-from collapse.analysis.vocabulary import KDE_METRICS, MISE, TEST_NLL
+from collapse.analysis.vocabulary import AUTO, BLOBS, GAUSSIAN_TRUTH, KDE_METRICS, MISE, TEST_NLL
+from collapse.analysis.vocabulary import KDE as KDE_NAME
 from collapse.analysis.workflows import Workflow
 from collapse.simulate.setting_gaussian import preset_name
 from collapse.simulate.settings import Expectations, Setting, register

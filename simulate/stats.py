@@ -271,7 +271,7 @@ def compare(
                 raw.append((len(table.rows) - 1, z, p))
     if raw:
         reject, p_adj, _, _ = multipletests([p for _, _, p in raw], alpha=alpha, method="holm")
-        for (i, z, _), rej, pa in zip(raw, reject, p_adj):
+        for (i, _z, _), rej, pa in zip(raw, reject, p_adj):
             row = list(table.rows[i])
             row[8] = float(pa)
             row[9] = not bool(rej)

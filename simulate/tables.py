@@ -5,6 +5,16 @@ schema.  It renders as an aligned text table (for people), CSV or JSON (for
 machines), and is written atomically so that an interrupted run never leaves a
 partial file that looks complete.
 
+Writing never destroys what is at the path (:func:`write_bytes`): a new path or an
+existing regular file is written atomically (a temporary file in the same directory,
+flushed, then renamed over the target, so a reader sees the old content or the new,
+never half of it); a symbolic link is written *through* (its target gets the atomic
+write, the link stays a link); a special file (``/dev/stdout``, a FIFO, a terminal, a
+device) is written in place, because renaming over it would replace it by a regular
+file; a directory, a path under a missing or unwritable directory, or a plot whose
+extension matplotlib cannot write is refused with one line before any computation
+(:func:`check_output`, :func:`check_plot`).
+
 Non-finite numbers are written as ``inf``, ``-inf`` or ``nan`` in CSV and as the
 strings ``"inf"``, ``"-inf"`` in JSON (JSON has no infinities); blanks mean "not
 applicable" (for example the z-score of a row that was not tested).
@@ -17,11 +27,13 @@ import io
 import json
 import math
 import os
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
+from collapse.analysis.errors import CollapseError
 from collapse.analysis.vocabulary import FORMATS
 
 THEORY_COLUMNS: tuple[str, ...] = ("setting", "workflow", "iteration", "metric", "value")
@@ -100,10 +112,6 @@ class Table:
 
     def records(self) -> list[dict[str, Any]]:
         return [dict(zip(self.columns, row)) for row in self.rows]
-
-    def column(self, name: str) -> list[Any]:
-        index = self.columns.index(name)
-        return [row[index] for row in self.rows]
 
     def select(self, **equals: Any) -> "Table":
         """Rows whose columns equal the given values (e.g. ``select(metric="mise")``)."""
@@ -191,53 +199,104 @@ class Table:
         return cls(columns, rows, list(payload.get("notes", [])))
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and ``os.replace``.
+# --------------------------------------------------------------------------- writing
 
-    A reader never sees a half-written file: either the old content or the new.
-    """
-    path = Path(path)
-    if path.parent and not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    # mkstemp creates mode 0600; give the result the permissions of an ordinary file.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
+#: Figure formats written by ``plot`` (from the file name's extension).
+PLOT_FORMATS: tuple[str, ...] = ("png", "pdf", "svg")
+
+
+def _target(path: Path) -> Path:
+    """Where an atomic write of ``path`` goes: the final target of a symlink, else ``path``."""
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
+def _is_special(path: Path) -> bool:
+    """A file written in place: a device, FIFO or socket (links followed), or any path
+    under ``/dev`` or ``/proc`` (``/dev/stdout`` may point at a pipe or a terminal)."""
+    if os.path.abspath(path).startswith(("/dev/", "/proc/")):
+        return True
     try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+def check_output(path: str | os.PathLike, option: str = "output") -> Path:
+    """Refuse (CollapseError naming ``option``) a path that cannot be written.
+
+    Checks, without writing anything: the path is not empty and not a directory;
+    a special file is writable; otherwise its directory exists and is writable.
+    Returns the path.
+    """
+    text = os.fspath(path)
+    if text == "":
+        raise CollapseError(f"{option}: the path is empty")
+    path = Path(text)
+    if path.is_dir():
+        raise CollapseError(f"{option}: cannot write {text!r}: it is a directory")
+    if _is_special(path):
+        if not os.access(path, os.W_OK):
+            raise CollapseError(f"{option}: cannot write {text!r}: permission denied")
+        return path
+    target = _target(path)
+    if target.exists() and not os.access(target, os.W_OK):
+        raise CollapseError(f"{option}: cannot write {text!r}: permission denied")
+    folder = target.parent
+    if not folder.exists():
+        raise CollapseError(f"{option}: cannot write {text!r}: directory {str(folder)!r} "
+                            f"does not exist")
+    if not folder.is_dir():
+        raise CollapseError(f"{option}: cannot write {text!r}: {str(folder)!r} is not a "
+                            f"directory")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CollapseError(f"{option}: cannot write {text!r}: directory {str(folder)!r} is "
+                            f"not writable")
+    return path
+
+
+def check_plot(path: str | os.PathLike, option: str = "plot") -> Path:
+    """:func:`check_output` plus a figure format from the extension (png, pdf, svg)."""
+    suffix = Path(os.fspath(path)).suffix.lower().lstrip(".")
+    if suffix not in PLOT_FORMATS:
+        raise CollapseError(f"{option}: cannot write {os.fspath(path)!r}: the file name must "
+                            f"end in .png, .pdf or .svg")
+    return check_output(path, option)
+
+
+def write_bytes(path: str | os.PathLike, data: bytes, option: str = "output") -> Path:
+    """Write ``data`` to ``path`` as the module docstring says; returns the path."""
+    path = check_output(path, option)
+    target = _target(path)
+    try:
+        if _is_special(path):
+            with open(path, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+            return path
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+            # mkstemp creates mode 0600; give the result the permissions of a new file
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+    except OSError as exc:
+        raise CollapseError(f"{option}: cannot write {os.fspath(path)!r}: "
+                            f"{exc.strerror or exc}") from None
+    return path
 
 
-def concat(tables: Iterable[Table]) -> Table:
-    tables = list(tables)
-    if not tables:
-        raise ValueError("nothing to concatenate")
-    out = Table(tables[0].columns)
-    for table in tables:
-        out.extend(table)
-    return out
-
-
-def summary_rows(
-    setting: str,
-    workflow: str,
-    metric: str,
-    means: Sequence[float],
-    sems: Sequence[float],
-    replicates: int,
-) -> list[tuple]:
-    """Rows of a simulate-schema table for one (workflow, metric) series (t = 1, 2, ...)."""
-    return [
-        (setting, workflow, t + 1, metric, float(m), float(s), int(replicates))
-        for t, (m, s) in enumerate(zip(means, sems))
-    ]
+def write_text(path: str | os.PathLike, text: str, option: str = "output") -> Path:
+    """Write ``text`` (UTF-8) to ``path``; see :func:`write_bytes`."""
+    return write_bytes(path, text.encode("utf-8"), option)

@@ -5,13 +5,13 @@ import math
 import subprocess
 
 import pytest
+from test_cli import COLLAPSE
 
 from collapse.analysis.kde import expected_mise
 from collapse.analysis.truths import gaussian_truth
 from collapse.analysis.vocabulary import WORKFLOWS
 from collapse.simulate.cli import main
 from collapse.simulate.tables import SIMULATE_COLUMNS, THEORY_COLUMNS, Table
-from test_cli import COLLAPSE
 
 
 def run(capsys, *argv):
@@ -40,7 +40,9 @@ def test_theory_iteration_one_matches_textbook_kde_mise(capsys):
     # (4 pi)^{-1/2} [1/(n h) + (1 - 1/n)(h^2 + s^2)^{-1/2}] - 2 (2 pi (h^2 + 2 s^2))^{-1/2}
     # ... written here with every Gaussian overlap spelled out.
     n, h, s = 25, 0.3, 1.2
-    phi0 = lambda var: 1.0 / math.sqrt(2 * math.pi * var)  # N(0, var) density at 0
+    def phi0(var):  # N(0, var) density at 0
+        return 1.0 / math.sqrt(2 * math.pi * var)
+
     expected = (phi0(2 * h * h) / n + (1 - 1 / n) * phi0(2 * h * h + 2 * s * s)
                 - 2 * phi0(h * h + 2 * s * s) + phi0(2 * s * s))
     _, out, _ = run(capsys, "theory", "kde", "--n", str(n), "--bandwidth", str(h),

@@ -38,10 +38,20 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-from collapse.analysis.vocabulary import (ACCUMULATE, ACCUMULATE_SUBSAMPLE, COV_DET_RATIO,
-                                 COV_TRACE_RATIO, GAUSSIAN_METRICS, LOG_COV_DET_RATIO,
-                                 MEAN_SQ_ERROR, REPLACE, TEST_NLL, UNBIASED, WORKFLOWS)
-from collapse.simulate import gaussian
+from collapse.analysis.vocabulary import (
+    ACCUMULATE,
+    ACCUMULATE_SUBSAMPLE,
+    COV_DET_RATIO,
+    COV_TRACE_RATIO,
+    GAUSSIAN_METRICS,
+    LOG_COV_DET_RATIO,
+    MEAN_SQ_ERROR,
+    REPLACE,
+    TEST_NLL,
+    UNBIASED,
+    WORKFLOWS,
+)
+from collapse.simulate import gaussian_points, gaussian_stats
 from collapse.simulate._linalg import safe_cholesky, tri_inv
 from collapse.simulate.gaussian import simulate_gaussian
 
@@ -114,13 +124,13 @@ def test_law_check_rejects_a_different_divisor():
 
 def test_law_check_rejects_a_mis_scaled_wishart(monkeypatch):
     # negative control: Bartlett factors of Wishart(n + 1) instead of Wishart(n - 1)
-    honest = gaussian.draw_bartlett
+    honest = gaussian_stats.draw_bartlett
 
     def wrong(rng, reps, k, df, factor_out, logdet_out):
         honest(rng, reps, k, df + 2, factor_out, logdet_out)
 
     point = simulate_gaussian(REPLACE, replicates=3000, seed=12, engine="points", **LAW)
-    monkeypatch.setattr(gaussian, "draw_bartlett", wrong)
+    monkeypatch.setattr(gaussian_stats, "draw_bartlett", wrong)
     stat = simulate_gaussian(REPLACE, replicates=3000, seed=11, engine="stats", **LAW)
     assert _ks_failures(_law_pairs(stat, point, REPLACE))
 
@@ -308,7 +318,7 @@ def test_float32_subsample_pool_only_rounds(monkeypatch):
     # the same replicates up to rounding, at every iteration
     config = dict(n=24, dim=3, iterations=40, replicates=200)
     single = simulate_gaussian(ACCUMULATE_SUBSAMPLE, seed=6, **config)
-    monkeypatch.setattr(gaussian, "_FLOAT32_POOL", False)
+    monkeypatch.setattr(gaussian_points, "FLOAT32_POOL", False)
     double = simulate_gaussian(ACCUMULATE_SUBSAMPLE, seed=6, **config)
     other = simulate_gaussian(ACCUMULATE_SUBSAMPLE, seed=7, **config)
     assert not np.array_equal(single[MEAN_SQ_ERROR], double[MEAN_SQ_ERROR])
@@ -322,7 +332,7 @@ def test_float32_subsample_pool_only_rounds(monkeypatch):
 def test_subsets_are_uniform():
     # every 3-subset of a pool of 6 (t = 2, n = 3) is equally likely: chi-square over 20
     rng = np.random.default_rng(0)
-    draws = gaussian._draw_subsets(rng, 20000, 3, 2)[:, 0]
+    draws = gaussian_points.draw_subset(rng, 20000, 6, 3)
     assert np.all(np.diff(draws, axis=1) > 0) and draws.min() >= 0 and draws.max() < 6
     codes = (draws * np.array([36, 6, 1])).sum(axis=1)
     _, counts = np.unique(codes, return_counts=True)

@@ -2,12 +2,12 @@
 
 Checks, none of which copy an expected value from the code under test:
 
-* an independent exact implementation (the full Gram-matrix recursion of DESIGN.md
-  section 2, written below with Fractions) equals ``moment_sequences`` exactly;
+* an independent exact implementation (the full Gram-matrix recursion
+  over batch means, written below with Fractions) equals ``moment_sequences`` exactly;
 * textbook t = 1 facts (sample mean / covariance moments, Wishart determinant,
   log-determinant and inverse means);
 * rsolve-derived replace closed forms satisfy their one-step recursions symbolically and
-  equal the recursions' exact values; the DESIGN.md formulas simplify to them;
+  equal the recursions' exact values; the textbook Wishart formulas simplify to them;
 * products / limits: rigorous brackets and monotone convergence of the exact sequences;
 * infinities are +-inf with a note, never NaN;
 * Monte Carlo with fixed seeds, a Bonferroni z-test at family-wise false-alarm rate
@@ -25,19 +25,21 @@ import pytest
 import sympy as sp
 from scipy import special, stats
 
+from collapse.analysis import gaussian_symbolic as gs
 from collapse.analysis.gaussian import (
     GaussianTheory,
-    accumulate_known_covariance_mean_error,
-    formula,
     gaussian_entropy,
     gaussian_theory,
+    moment_sequences,
+)
+from collapse.analysis.gaussian_symbolic import (
+    accumulate_known_covariance_mean_error,
+    formula,
     limit_values,
     limits,
-    moment_sequences,
     replace_closed_forms,
     symbolic_moments,
 )
-from collapse.analysis import gaussian_symbolic as gs
 from collapse.analysis.vocabulary import (
     ACCUMULATE,
     ACCUMULATE_SUBSAMPLE,
@@ -168,7 +170,7 @@ def test_gaussian_entropy():
 
 
 def _design_replace(covariance):
-    """The forms stated in DESIGN.md section 2 (MLE) and their divisor-(m-1) analogues."""
+    """Textbook Wishart closed forms of replace (MLE) and their divisor-(m-1) analogues."""
     n, d, t = gs.n, gs.d, gs.t
     nu = n if covariance == MLE else n - 1
     r = nu / (n - d - 2)
@@ -177,7 +179,7 @@ def _design_replace(covariance):
         gs.MEAN_ERROR_RATIO: sp.Sum(c**gs._k, (gs._k, 0, t - 1)).doit() / n,
         COV_TRACE_RATIO: c**t,
         gs.INV_COV_TRACE: d * r**t,
-        # MLE from DESIGN.md; m-1 from solving q_t = r(q_{t-1} + d/n) by hand.
+        # MLE: q_t = d (r^t - 1)/(d + 2); m-1 from solving q_t = r(q_{t-1} + d/n) by hand.
         gs.MAHALANOBIS_MEAN: (d * (r**t - 1) / (d + 2) if covariance == MLE
                               else d * (n - 1) * (r**t - 1) / (n * (d + 1))),
     }
@@ -479,7 +481,7 @@ def _simulate_subsample(n, iterations, replicates, covariance, seed):
     pool = rng.standard_normal((replicates, n))
     ddof = 0 if covariance == MLE else 1
     err, var = [], []
-    for t in range(1, iterations + 1):
+    for _ in range(iterations):
         keys = rng.random(pool.shape)
         idx = np.argsort(keys, axis=1)[:, :n]  # uniform n-subset without replacement
         sub = np.take_along_axis(pool, idx, axis=1)

@@ -17,8 +17,16 @@ from scipy import integrate, stats
 from scipy.special import logsumexp
 from statsmodels.stats.multitest import multipletests
 
+from collapse.analysis.errors import CollapseError
 from collapse.analysis.truths import BLOBS_CENTRES, blobs_truth, gaussian_truth
-from collapse.analysis.vocabulary import ACCUMULATE, ACCUMULATE_SUBSAMPLE, MISE, REPLACE, TEST_NLL, WORKFLOWS
+from collapse.analysis.vocabulary import (
+    ACCUMULATE,
+    ACCUMULATE_SUBSAMPLE,
+    MISE,
+    REPLACE,
+    TEST_NLL,
+    WORKFLOWS,
+)
 from collapse.simulate import kde
 from collapse.simulate.datasets import (
     CIRCLES_FACTOR,
@@ -30,7 +38,6 @@ from collapse.simulate.datasets import (
     swiss_roll_points,
     truth_dim,
 )
-from collapse.analysis.errors import CollapseError
 from collapse.simulate.kde import heldout_nll, realised_mise, rule_bandwidth, simulate_kde
 
 #: Family-wise false-alarm rate of every Monte Carlo test function below.
@@ -302,7 +309,7 @@ def test_accumulating_blur_grows_like_harmonic_numbers(workflow):
     # D_t is (a uniform subset of) batches 0..t-1 in equal parts
     right = np.array([sigma0**2 + h * h * np.mean(e[:t]) for t in range(1, T + 1)])
     wrong = sigma0**2 + (np.arange(1, T + 1) - 1) * h * h  # negative control: replace's law
-    assert np.allclose(e[1:4], [1.0, 1.5, 11 / 6])  # harmonic numbers, as DESIGN.md states
+    assert np.allclose(e[1:4], [1.0, 1.5, 11 / 6])  # harmonic numbers H_t: E K = sum_i 1/i
     assert not holm_rejects(z_and_p(moments, right)[1]).any()
     assert holm_rejects(z_and_p(moments[:, 2:], wrong[2:])[1]).all()
 

@@ -27,9 +27,9 @@ from scipy import stats
 
 from collapse.analysis.kde import (
     H_SYMBOL,
-    KDETheory,
     N_SYMBOL,
     SIGMA0_SYMBOL,
+    KDETheory,
     data_point_law,
     expected_density,
     expected_density_variance,

@@ -6,10 +6,9 @@ import math
 import numpy as np
 import pytest
 
+from collapse.analysis.errors import CollapseError
 from collapse.analysis.vocabulary import ACCUMULATE, ACCUMULATE_SUBSAMPLE, REPLACE, WORKFLOWS
 from collapse.lm import corpus, metrics, seeding, workflows
-from collapse.analysis.errors import CollapseError
-
 
 # -- workflow data assembly -----------------------------------------------------------------
 

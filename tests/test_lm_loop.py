@@ -16,11 +16,11 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from collapse.analysis.errors import CollapseError  # noqa: E402
 from collapse.analysis.vocabulary import ACCUMULATE, ACCUMULATE_SUBSAMPLE, REPLACE, WORKFLOWS  # noqa: E402
 from collapse.lm import corpus, metrics, rundir  # noqa: E402
 from collapse.lm.presets import PRESETS, with_overrides  # noqa: E402
 from collapse.lm.run import DONE, TRAINED, RunConfig, run  # noqa: E402
-from collapse.analysis.errors import CollapseError  # noqa: E402
 
 MICRO = PRESETS["micro"]
 T = 3

@@ -11,7 +11,15 @@ import math
 import numpy as np
 import pytest
 
-from collapse.simulate.stats import DIVERGES, HEAVY, HEAVY_TAIL_SKEW, NO_THEORY, TESTED, compare, summarize
+from collapse.simulate.stats import (
+    DIVERGES,
+    HEAVY,
+    HEAVY_TAIL_SKEW,
+    NO_THEORY,
+    TESTED,
+    compare,
+    summarize,
+)
 
 
 def test_summarize_matches_numpy_and_handles_constants_and_infinities():

@@ -2,11 +2,18 @@
 
 import json
 import math
+import os
 
 import pytest
 
-from collapse.simulate.tables import (COMPARE_COLUMNS, SIMULATE_COLUMNS, THEORY_COLUMNS, Table,
-                             atomic_write_text)
+from collapse.analysis.errors import CollapseError
+from collapse.simulate.tables import (
+    COMPARE_COLUMNS,
+    SIMULATE_COLUMNS,
+    THEORY_COLUMNS,
+    Table,
+    write_text,
+)
 
 
 def test_contract_column_names():
@@ -22,7 +29,7 @@ def test_csv_round_trip_keeps_infinities_and_blanks(tmp_path):
     table.append("gaussian", "replace", 1, "test_nll", math.inf, 3.0, 0.1, None, None, None)
     table.append("gaussian", "accumulate", 2, "mean_sq_error", 0.25, 0.26, 0.01, 1.0, 0.5, True)
     path = tmp_path / "t.csv"
-    atomic_write_text(path, table.to_csv())
+    write_text(path, table.to_csv())
     back = Table.from_csv(path)
     assert back.columns == COMPARE_COLUMNS
     assert back.rows[0][4] == math.inf and back.rows[0][7] is None and back.rows[0][9] is None
@@ -47,10 +54,15 @@ def test_row_width_is_checked():
         Table(THEORY_COLUMNS).append("gaussian", "replace", 1)
 
 
-def test_atomic_write_leaves_no_partial_file_on_failure(tmp_path):
+def test_atomic_write_leaves_no_partial_file_on_failure(tmp_path, monkeypatch):
     path = tmp_path / "out.csv"
-    atomic_write_text(path, "old\n")
-    with pytest.raises(TypeError):
-        atomic_write_text(path, 12345)  # not text: the write fails midway
+    write_text(path, "old\n")
+
+    def full_disk(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)  # the write fails after the data went out
+    with pytest.raises(CollapseError, match="No space left"):
+        write_text(path, "new\n")
     assert path.read_text() == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]

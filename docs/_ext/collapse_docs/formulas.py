@@ -39,7 +39,6 @@ from collapse.analysis.vocabulary import (
     UNBIASED,
     WORKFLOWS,
 )
-
 from collapse_docs.latex import tex
 
 n, d, t = gs.n, gs.d, gs.t

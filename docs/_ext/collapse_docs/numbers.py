@@ -18,7 +18,8 @@ from typing import Any, Callable
 import sympy as sp
 
 from collapse.analysis import gaussian_symbolic as gs
-from collapse.analysis.gaussian import gaussian_theory, limit_values, replace_one_step
+from collapse.analysis.gaussian import gaussian_theory, replace_one_step
+from collapse.analysis.gaussian_symbolic import limit_values
 from collapse.analysis.kde import expected_density_variance, expected_mise
 from collapse.analysis.truths import blobs_truth, gaussian_truth
 from collapse.analysis.vocabulary import (
@@ -29,7 +30,6 @@ from collapse.analysis.vocabulary import (
     UNBIASED,
     WORKFLOWS,
 )
-
 from collapse_docs import formulas
 
 _WORKFLOW = "|".join(re.escape(w) for w in WORKFLOWS)
@@ -157,7 +157,7 @@ def _long_run(which: str) -> TableData:
                 cells = [fmt(gauss_ratio(which, workflow, covariance, n, t)) for t in LONG_RUN_T]
                 rows.append([str(n), workflow, "MLE" if covariance == MLE else "m−1", *cells,
                              fmt(gauss_limit(which, workflow, covariance, n))])
-    return TableData(header, rows, ("analysis.gaussian.gaussian_theory", "analysis.gaussian.limit_values"))
+    return TableData(header, rows, ("analysis.gaussian.gaussian_theory", "analysis.gaussian_symbolic.limit_values"))
 
 
 def pool_coefficients_table() -> TableData:

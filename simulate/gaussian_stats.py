@@ -1,0 +1,146 @@
+"""Sufficient-statistic engines of the Gaussian setting (``engine="stats"``).
+
+A batch of ``n`` points from ``N(mu, A A^T)`` has mean ``mu + A g / sqrt(n)`` and scatter
+``A C C^T A^T``, ``C`` a Bartlett factor of ``Wishart_k(n-1, I)``, independent
+(:mod:`collapse.simulate._wishart`), so an iteration costs ``O(d^3)`` per replicate
+whatever ``n``.  ``replace`` keeps a triangular factor ``A_t = A_{t-1} C_t / sqrt(c_n)``
+and its log-determinant as a running sum of ``log chi^2`` variates (no underflow
+however far the covariance collapses); ``accumulate`` keeps the pool's count, mean and
+scatter and merges each batch (Chan et al.:
+``M <- M + W + (N n / (N + n)) (xbar - m)(xbar - m)^T``).  When ``n - 1 < d`` both run
+in the ``k = n - 1`` dimensional span of the real points (coordinates ``w = Q^T x`` for
+an orthonormal basis ``Q`` of it, with the constant part of the real mean orthogonal
+to it added back to ``mean_sq_error``).
+
+Each iteration draws a fixed number of variates per replicate from the block's
+process stream, so the first ``t`` iterations never depend on how many follow.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from collapse.simulate._linalg import safe_cholesky
+from collapse.simulate._wishart import draw_bartlett, helmert
+from collapse.simulate.gaussian_fit import (
+    Block,
+    Config,
+    Fit,
+    Record,
+    Workspace,
+    cholesky_logdet,
+    fit_points,
+    inverse_terms,
+)
+
+
+@dataclass
+class _Reduced:
+    """Model 1 in coordinates of the subspace the process lives in (dimension ``k``).
+
+    ``mu`` ``(R, k)``, ``factor`` ``(R, k, k)`` with ``factor factor^T = Sigma_hat_1``,
+    ``scatter = c_n Sigma_hat_1``, and ``offset_sq`` the squared norm of the part of the
+    real mean orthogonal to the subspace (0 when ``n - 1 >= d``).
+    """
+
+    mu: np.ndarray
+    factor: np.ndarray
+    scatter: np.ndarray
+    offset_sq: np.ndarray
+
+
+def _reduce(real: np.ndarray, fit: Fit, config: Config) -> _Reduced:
+    reps = real.shape[0]
+    if not config.singular:
+        return _Reduced(mu=fit.mu, factor=fit.lower, scatter=fit.scatter,
+                        offset_sq=np.zeros(reps))
+    # Y = H X has the real points' scatter, Y^T Y; Y^T = Q R spans their affine hull
+    rows = np.matmul(helmert(config.n), real)
+    basis, upper = np.linalg.qr(rows.transpose(0, 2, 1))
+    mu = np.einsum("rdk,rd->rk", basis, fit.mu)
+    orthogonal = fit.mu - np.einsum("rdk,rk->rd", basis, mu)
+    scatter = np.matmul(upper, upper.transpose(0, 2, 1))
+    return _Reduced(mu=mu, factor=upper * (1.0 / math.sqrt(config.divisor(config.n))),
+                    scatter=scatter, offset_sq=np.einsum("rd,rd->r", orthogonal, orthogonal))
+
+
+class _BatchDraws:
+    """Per-iteration variates of a chunk for the stats engines, filled block by block.
+
+    ``mean_noise`` ``(R, k)`` standard normal; ``bartlett`` ``(R, k, k)`` Bartlett factors
+    of ``Wishart_k(n - 1, I)``; ``bartlett_logdet`` ``(R,)`` their ``log det(C C^T)``.
+    """
+
+    def __init__(self, reps: int, k: int, df: int) -> None:
+        self.k, self.df = k, df
+        self.mean_noise = np.empty((reps, k))
+        self.bartlett = np.zeros((reps, k, k))
+        self.bartlett_logdet = np.empty(reps)
+
+    def draw(self, blocks: list[Block]) -> None:
+        for block in blocks:
+            part = slice(block.lo, block.hi)
+            block.rng.standard_normal(out=self.mean_noise[part])
+            draw_bartlett(block.rng, block.hi - block.lo, self.k, self.df,
+                          self.bartlett[part], self.bartlett_logdet[part])
+
+
+def replace_chunk(config: Config, real: np.ndarray, blocks: list[Block],
+                         record: Record, rows: slice, workspace: Workspace) -> None:
+    """Replace by ``mu_t = mu_{t-1} + A g / sqrt(n)``, ``A_t = A_{t-1} C_t / sqrt(c_n)``."""
+    fit = fit_points(real, config)
+    record.put_fit(rows, 1, fit)
+    reduced = _reduce(real, fit, config)
+    mu, factor, logdet = reduced.mu, reduced.factor, fit.logdet
+    k, n = config.rank, config.n
+    divisor = config.divisor(n)
+    # a failed Cholesky factor is not triangular; such replicates stay singular
+    dead = ~np.isfinite(logdet)
+    draws = _BatchDraws(real.shape[0], k, n - 1)
+    for t in range(2, config.iterations + 1):
+        draws.draw(blocks)
+        mu = mu + np.einsum("rij,rj->ri", factor, draws.mean_noise) * (1.0 / math.sqrt(n))
+        factor = np.matmul(factor, draws.bartlett)
+        factor *= 1.0 / math.sqrt(divisor)
+        logdet = logdet + (draws.bartlett_logdet - k * math.log(divisor))
+        if config.singular:
+            trinv = quad = np.full(real.shape[0], np.inf)
+        else:
+            trinv, quad = inverse_terms(factor, mu, dead if dead.any() else None)
+        record.put(rows, t, np.einsum("ri,ri->r", mu, mu) + reduced.offset_sq,
+                   np.einsum("rij,rij->r", factor, factor), logdet, trinv, quad)
+
+
+def accumulate_chunk(config: Config, real: np.ndarray, blocks: list[Block],
+                            record: Record, rows: slice, workspace: Workspace) -> None:
+    """Accumulate by merging each batch's (mean, Wishart scatter) into the pool's."""
+    fit = fit_points(real, config)
+    record.put_fit(rows, 1, fit)
+    reduced = _reduce(real, fit, config)
+    mean, scatter, factor = reduced.mu, reduced.scatter, reduced.factor
+    k, n = config.rank, config.n
+    reps = real.shape[0]
+    size = n
+    draws = _BatchDraws(reps, k, n - 1)
+    for t in range(2, config.iterations + 1):
+        draws.draw(blocks)
+        shift = np.einsum("rij,rj->ri", factor, draws.mean_noise) * (1.0 / math.sqrt(n))
+        root = np.matmul(factor, draws.bartlett)
+        merged = size + n
+        scatter = (scatter + np.matmul(root, root.transpose(0, 2, 1))
+                   + (size * n / merged) * shift[:, :, None] * shift[:, None, :])
+        mean = mean + (n / merged) * shift
+        size = merged
+        sigma = scatter / config.divisor(size)
+        factor, failed = safe_cholesky(sigma)
+        if config.singular:
+            logdet = np.full(reps, -np.inf)
+            trinv = quad = np.full(reps, np.inf)
+        else:
+            logdet = cholesky_logdet(factor, failed)
+            trinv, quad = inverse_terms(factor, mean, failed)
+        record.put(rows, t, np.einsum("ri,ri->r", mean, mean) + reduced.offset_sq,
+                   np.einsum("rii->r", sigma), logdet, trinv, quad)
