@@ -80,9 +80,10 @@ squared distance to ``mu0`` of every batch is ``tr Sigma0`` in expectation, and 
 splits the training set's second moment about ``mu0`` exactly into ``||mu_hat - mu0||^2 +
 tr Sigma_hat``.  With a bounded state (a window, a fixed subsample), the recursion is an affine
 map with constant coefficients once ``t > K + 1``; its fixed point is the ``t -> infinity``
-limit (:func:`rule_limits`).  ``fresh`` (MLE): ``a_inf = 2/(3n+1)``,
-``b_inf = (3n-1)/(3n+1)``: fresh data keep the error bounded at about two thirds of one
-real batch's.  With the covariance known (``covariance="known"``, ``b_t = 1``), accumulate gives
+limit (:func:`rule_limits`; :func:`window_limits` in a symbolic ``K``).  ``fresh`` (MLE):
+``a_inf = 2/(3n+1)``, ``b_inf = (3n-1)/(3n+1)``: fresh data keep the error bounded at about
+two thirds of one real batch's.  ``real=original,synthetic=window:K`` (MLE):
+``a_inf = 2(K+1)/((K+2) n + K)``.  With the covariance known (``covariance="known"``, ``b_t = 1``), accumulate gives
 ``a_t = (1/n) sum_{k<=t} 1/k^2 -> pi^2/(6n)``.
 
 Units: ``mean_sq_error`` is in squared data units (``= d sigma2 a_t``), ``cov_trace_ratio`` is
@@ -93,24 +94,24 @@ Examples
 >>> from collapse.analysis.workflows import Workflow
 >>> a, b = rule_moment_sequences(Workflow.parse("fresh"), n=10, iterations=3)
 >>> [str(x) for x in a]
-['1/10', '29/400', '257/4000']
+['1/10', '29/400', '1061/16000']
 >>> all(x + y == 1 for x, y in zip(a, b))
 True
 >>> values, notes = gaussian_rule_theory("real=original,synthetic=window:3", n=10, dim=2,
 ...                                      iterations=1000)
->>> round(values["cov_trace_ratio"][-1], 6)
-0.870845
+>>> round(values["cov_trace_ratio"][-1], 6), round(45 / 53, 6)  # the t -> infinity limit
+(0.849057, 0.849057)
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 from fractions import Fraction
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import mpmath
 import numpy as np
-
 from collapse.analysis.checks import check_choice, check_int, check_real
 from collapse.analysis.errors import CollapseError
 from collapse.analysis.gaussian import gaussian_theory
@@ -127,14 +128,15 @@ from collapse.analysis.vocabulary import (
 from collapse.analysis.workflows import Workflow
 
 __all__ = [
-    "KNOWN",
     "COVARIANCES",
+    "KNOWN",
     "as_workflow",
+    "gaussian_rule_theory",
+    "rule_limits",
     "rule_moment_ratio_recursion",
     "rule_moment_sequences",
     "rule_symbolic_moments",
-    "rule_limits",
-    "gaussian_rule_theory",
+    "window_limits",
 ]
 
 #: ``covariance="known"``: every model uses ``Sigma0`` itself (only the mean is fitted), so
@@ -416,7 +418,7 @@ def rule_moment_sequences(workflow: Workflow | str, n: int, iterations: int,
     >>> a, b = rule_moment_sequences("real=original,synthetic=all,size=6,real-fraction=0.5",
     ...                              n=4, iterations=2)
     >>> a[1], b[1]
-    (Fraction(61, 384), Fraction(323, 384))
+    (Fraction(1, 3), Fraction(2, 3))
     """
     rule = as_workflow(workflow)
     n = check_int("n", n, 2)
@@ -441,7 +443,6 @@ def rule_symbolic_moments(workflow: Workflow | str, t: int, covariance: str = ML
     (3*n - 1)/(4*n**2)
     """
     import sympy as sp
-
     from collapse.analysis.gaussian_symbolic import n as n_symbol
 
     rule = as_workflow(workflow)
@@ -458,27 +459,75 @@ def rule_symbolic_moments(workflow: Workflow | str, t: int, covariance: str = ML
     return sp.factor(a), sp.factor(b)
 
 
+def _stationary(rule: Workflow, k: Any, nn: Any, covariance: str,
+                counts: tuple[int, int] | None) -> tuple[Any, Any]:
+    """Solve the stationary equations of :func:`rule_limits` for a window of ``k`` batches."""
+    import sympy as sp
+
+    gamma0, c, g, w = sp.symbols("gamma0 c g w")
+    original = rule.real == "original"
+    g_value = g if original else sp.Integer(0)  # a fresh batch is independent of the others
+    big_a = k * gamma0 + k * (k - 1) * c
+    a, b, alpha, beta = _fit(rule, nn, covariance, sp.Integer(1), k, big_a, k * g_value,
+                             k * gamma0, k * w, counts)
+    equations = [sp.Eq(gamma0, a + b / nn), sp.Eq(w, (nn - 1) / nn * b),
+                 sp.Eq(c, alpha * g_value + beta * ((k - 1) * c + gamma0))]
+    unknowns = [gamma0, c, w]
+    if original:
+        equations.append(sp.Eq(g, alpha / nn + beta * k * g))
+        unknowns.append(g)
+    solution = sp.solve(equations, unknowns, dict=True)
+    if len(solution) != 1:  # pragma: no cover - real data make the fixed point unique
+        raise ArithmeticError("the fixed point of the recursion is not unique")
+    fixed = solution[0]
+    return sp.factor(sp.cancel(a.subs(fixed))), sp.factor(sp.cancel(b.subs(fixed)))
+
+
+def _limit_checks(rule: Workflow, covariance: str, n: Any) -> tuple[int, int] | None:
+    from collapse.analysis.gaussian_symbolic import n as n_symbol
+
+    check_choice("covariance", covariance, COVARIANCES)
+    _check_rule(rule, n, covariance)
+    if rule.real_fraction is not None and rule.size == "n" and n is None:
+        raise CollapseError("workflow key real-fraction: symbolic limits need an integer size")
+    counts = rule.stratified_counts(n_symbol if n is None else n) \
+        if rule.real_fraction is not None else None
+    if rule.real == "none" or (counts is not None and counts[0] == 0):
+        raise CollapseError(f"workflow {rule.label}: no real data enter the training sets, so "
+                            f"the recursion has no attracting fixed point (the MLE collapses, "
+                            f"b_t -> 0; with divisor m-1, a_t grows without bound)")
+    return counts
+
+
 def rule_limits(workflow: Workflow | str, covariance: str = MLE, n: Any = None):
     r"""``t -> infinity`` limits ``(a_inf, b_inf)`` of a rule with a finite window.
 
     With ``synthetic=window:K`` the coefficients of the recursion are constant once
-    ``t > K + 1``, and a stationary state has ``G(i, j) = gamma(|i - j|)``, ``G(i, R) = g``,
-    ``w_i = w``.  The fixed point solves the linear system
+    ``t > K + 1``.  A stationary state has ``G(i, j) = gamma(|i - j|)``, ``G(i, R) = g`` and
+    ``w_i = w``, and the row update gives, for every lag ``1 <= l <= K - 1``,
 
     .. math::
 
         \gamma(\ell) = \alpha g + \beta \sum_{q=1}^{K} \gamma(|q - \ell|)
-            \quad (1 \le \ell \le K-1), \qquad
-        \gamma(0) = a + b/n, \qquad w = \tfrac{n-1}{n} b, \qquad
-        g = \alpha/n + \beta K g,
+                     = \alpha g + \beta \Big[\gamma(0) + \sum_{q \ne \ell} \gamma(|q-\ell|)\Big].
 
-    where ``a, b`` are the fit of the module docstring with ``A = sum_{q,q'} gamma(|q-q'|)``,
-    ``X = K g``, ``D = K gamma(0)``, ``V = K w``; sympy solves it in ``n`` (the symbol of
-    :mod:`collapse.analysis.gaussian_symbolic` unless ``n`` is given).  Real data in every
-    training set make the map a contraction, so the exact sequences converge to this point
-    (the tests check it); rules whose training sets hold no real point (``real=none`` or
+    A constant ``gamma(l) = c`` for ``l >= 1`` satisfies all of these at once, and the
+    stationary system (linear, with a unique solution whenever real data enter every
+    training set) reduces to four equations:
+
+    .. math::
+
+        \gamma(0) = a + b/n, \quad c = \alpha g + \beta [(K - 1) c + \gamma(0)], \quad
+        w = \tfrac{n-1}{n} b, \quad g = \alpha / n + \beta K g,
+
+    where ``a, b`` are the fit of the module docstring with ``A = K gamma(0) + K (K-1) c``,
+    ``X = K g``, ``D = K gamma(0)``, ``V = K w`` (``g = 0`` unless ``real=original``).
+    sympy solves them in ``n`` (the symbol of :mod:`collapse.analysis.gaussian_symbolic`
+    unless ``n`` is given).  The exact sequences converge to this point (the tests check
+    it).  Rules whose training sets hold no real point (``real=none`` or
     ``real-fraction=0``) have no attracting fixed point and raise :class:`CollapseError`,
-    as does ``synthetic=all`` (whose coefficients keep changing with ``t``).
+    as does ``synthetic=all`` (whose coefficients keep changing with ``t``).  See
+    :func:`window_limits` for the same in a symbolic ``K``.
 
     Examples
     --------
@@ -488,49 +537,50 @@ def rule_limits(workflow: Workflow | str, covariance: str = MLE, n: Any = None):
     (4/(3*n + 1), 3*(n - 1)/(3*n + 1))
     """
     import sympy as sp
-
     from collapse.analysis.gaussian_symbolic import n as n_symbol
 
     rule = as_workflow(workflow)
-    check_choice("covariance", covariance, COVARIANCES)
     if n is not None:
         n = check_int("n", n, 2)
-    _check_rule(rule, n, covariance)
     if rule.window is None:
         raise CollapseError("workflow key synthetic=all: the recursion's coefficients change "
                             "with t, so there is no fixed point to solve for (use a window)")
-    if rule.real_fraction is not None and rule.size == "n" and n is None:
-        raise CollapseError("workflow key real-fraction: symbolic limits need an integer size")
-    counts = rule.stratified_counts(n_symbol if n is None else n) \
-        if rule.real_fraction is not None else None
-    if rule.real == "none" or (counts is not None and counts[0] == 0):
-        raise CollapseError(f"workflow {rule.label}: no real data enter the training sets, so "
-                            f"the recursion has no attracting fixed point (the MLE collapses, "
-                            f"b_t -> 0; with divisor m-1, a_t grows without bound)")
-    k = rule.window
+    counts = _limit_checks(rule, covariance, n)
     nn = n_symbol if n is None else sp.Integer(n)
-    gamma = sp.symbols(f"gamma0:{k}")
-    g, w = sp.symbols("g w")
-    if rule.real != "original":
-        g_value = sp.Integer(0)  # a fresh batch is independent of the synthetic batches
-    else:
-        g_value = g
-    big_a = sum(gamma[abs(q - r)] for q in range(k) for r in range(k))
-    a, b, alpha, beta = _fit(rule, nn, covariance, sp.Integer(1), k, big_a, k * g_value,
-                             k * gamma[0], k * w, counts)
-    equations = [sp.Eq(gamma[0], a + b / nn), sp.Eq(w, (nn - 1) / nn * b)]
-    equations += [sp.Eq(gamma[ell], alpha * g_value
-                        + beta * sum(gamma[abs(q - ell)] for q in range(1, k + 1)))
-                  for ell in range(1, k)]
-    unknowns = list(gamma) + [w]
-    if rule.real == "original":
-        equations.append(sp.Eq(g, alpha / nn + beta * k * g))
-        unknowns.append(g)
-    solution = sp.solve(equations, unknowns, dict=True)
-    if len(solution) != 1:  # pragma: no cover - real data make the fixed point unique
-        raise ArithmeticError("the fixed point of the recursion is not unique")
-    fixed = solution[0]
-    return sp.factor(sp.cancel(a.subs(fixed))), sp.factor(sp.cancel(b.subs(fixed)))
+    return _stationary(rule, rule.window, nn, covariance, counts)
+
+
+def window_limits(real: str = "original", covariance: str = MLE, size: int | None = None,
+                  real_fraction: float | None = None):
+    r"""``t -> infinity`` limits of ``synthetic=window:K`` as functions of ``n`` and ``K``.
+
+    The equations of :func:`rule_limits` with the window ``K`` a sympy symbol (positive
+    integer), returned as ``((a_inf, b_inf), K)``.  Without subsampling they give
+
+    * ``real=original``: ``a_inf = 2(K+1) / ((K+2) n + K)`` (MLE), ``2(K+1)/((K+2) n)``
+      (known covariance), ``(2(K+1) n - (K+2)) / (n ((K+2) n - 2))`` (divisor ``m-1``);
+    * ``real=fresh``: ``a_inf = (K^2 + K + 2) / ((K+1) ((K+2) n + K))`` (MLE),
+      ``(K^2 + K + 2) / ((K+1)(K+2) n)`` (known covariance).
+
+    So a window keeps the error bounded however long the loop runs: between ``4/(3n)`` and
+    ``2/n`` when the original real batch is kept (``2(K+1)/(K+2)`` times the error of the
+    real batch alone, ``1/n``, for large ``n``), between ``2/(3n)`` and ``1/n`` with fresh
+    data.  Both grow with ``K``: stale synthetic batches add their sampling noise, so
+    ``synthetic=latest`` gives the smallest limit.
+
+    Examples
+    --------
+    >>> (a, b), k = window_limits("original")
+    >>> a
+    2*(K + 1)/(K*n + K + 2*n)
+    """
+    import sympy as sp
+    from collapse.analysis.gaussian_symbolic import n as n_symbol
+
+    rule = Workflow(real=real, window=1, size=size, real_fraction=real_fraction)
+    counts = _limit_checks(rule, covariance, None)
+    k = sp.Symbol("K", positive=True, integer=True)
+    return _stationary(rule, k, n_symbol, covariance, counts), k
 
 
 # --------------------------------------------------------------------------- theory adapter
@@ -575,7 +625,7 @@ def gaussian_rule_theory(workflow: Workflow | str, *, n: int, dim: int, iteratio
     --------
     >>> values, notes = gaussian_rule_theory("fresh", n=10, dim=3, iterations=2)
     >>> values["mean_sq_error"]
-    (0.30000000000000004, 0.2175)
+    (0.3, 0.2175)
     """
     rule = as_workflow(workflow)
     n = check_int("n", n, 2)
