@@ -297,6 +297,11 @@ def rule_moment_ratio_recursion(workflow: Workflow | str, n: Any, iterations: in
     -----
     ``synthetic=all`` (or a window that never drops a batch before ``iterations``) costs
     ``O(1)`` per iteration; ``synthetic=window:K`` costs ``O(K)``.
+
+    Examples
+    --------
+    >>> [a for a, _ in rule_moment_ratio_recursion("real=none,synthetic=window:2", 4, 3)]
+    [Fraction(1, 4), Fraction(7, 16), Fraction(121, 256)]
     """
     rule = as_workflow(workflow)
     norm = normalize if normalize is not None else (lambda x: x)

@@ -123,7 +123,7 @@ def _student_moments(big_n: Any, n_r: Any, n_s: Any, covariance: str, one: Any,
     ``n_s > 0``.
     """
     big_m = n_r + n_s
-    kappa_g = one if covariance == MLE else big_n / (big_n - 1)
+    kappa_g = one if covariance == MLE else one * big_n / (big_n - 1)
     generator_trace = kappa_g * (big_n - 1) / big_n  # E tr Sigma_g / tr Sigma0
     has_u = general or n_r > 0
     has_v = general or n_r < big_n
@@ -143,9 +143,9 @@ def _student_moments(big_n: Any, n_r: Any, n_s: Any, covariance: str, one: Any,
     # xbar_r - ybar = U - (mu_g - mu0) - ebar.
     spread = norm2({k: int(k == "U") - generator_mean[k] - int(k == "e") for k in second}) \
         if (general or (n_r > 0 and n_s > 0)) else 0 * one
-    within = ((n_r - 1) if has_u else 0) + ((n_s - 1) * generator_trace if has_e else 0)
+    within = one * ((n_r - 1) if has_u else 0) + ((n_s - 1) * generator_trace if has_e else 0)
     b_mle = within / big_m + n_r * n_s * spread / big_m ** 2
-    kappa_s = one if covariance == MLE else big_m / (big_m - 1)
+    kappa_s = one if covariance == MLE else one * big_m / (big_m - 1)
     return a, kappa_s * b_mle
 
 
