@@ -427,12 +427,22 @@ def rule_expected_mise(workflow: Workflow | str, *, n: int, bandwidth: float, it
     >>> mise[-1] > mise[0]
     True
     """
+    return _mise(_genealogy_for_mise(workflow, n, bandwidth, iterations, truth), bandwidth,
+                 truth)
+
+
+def _genealogy_for_mise(workflow: Workflow | str, n: int, bandwidth: float, iterations: int,
+                        truth: GaussianMixture) -> RuleGenealogy:
     n = check_int("n", n, 2)
-    h = _check_bandwidth(bandwidth)
+    _check_bandwidth(bandwidth)
     big_t = check_int("iterations", iterations, 1)
     if not isinstance(truth, GaussianMixture):
         raise CollapseError(f"truth must be a GaussianMixture (got {type(truth).__name__})")
-    genealogy = rule_genealogy(workflow, n, big_t)
+    return rule_genealogy(workflow, n, big_t)
+
+
+def _mise(genealogy: RuleGenealogy, bandwidth: float, truth: GaussianMixture) -> list[float]:
+    h = float(bandwidth)
     d = truth.dim
     steps = np.arange(genealogy.coalesced.shape[1])
     coalesced_overlap = (2 * np.pi * (steps + 2) * h * h) ** (-d / 2)
@@ -460,10 +470,10 @@ def kde_rule_theory(workflow: Workflow | str, *, n: int, bandwidth: float, itera
     ['mise']
     """
     rule = _as_workflow(workflow)
-    values = {MISE: tuple(rule_expected_mise(rule, n=n, bandwidth=bandwidth,
-                                             iterations=iterations, truth=truth))}
-    genealogy_steps = rule_genealogy(rule, n, iterations).drawn[-1]
-    mean_steps = float(np.arange(genealogy_steps.size) @ genealogy_steps)
+    genealogy = _genealogy_for_mise(rule, n, bandwidth, iterations, truth)
+    values = {MISE: tuple(_mise(genealogy, bandwidth, truth))}
+    steps = genealogy.drawn[-1]
+    mean_steps = float(np.arange(steps.size) @ steps)
     h = float(bandwidth)
     notes = (
         (f"{KDE} {MISE}: exact E int (p_hat_t - p0)^2 dx for {rule.label} from Gaussian "

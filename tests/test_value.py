@@ -2,9 +2,9 @@
 
 Checks, none of which copies an expected value from the code under test:
 
-* the Gaussian mean error equals the closed form written below (stated in the project's
-  notes and checked there by simulation), exactly, for every n_r <= N and many n_s; the
-  derived sympy formula simplifies to it;
+* the Gaussian mean error equals the closed form written below (the project's statement
+  of this result, checked by simulation before any code existed), exactly, for every
+  n_r <= N and many n_s; the derived sympy formula simplifies to it;
 * the crossover (N+1)/2, the break-even size and the n_s -> infinity limit are recomputed
   here from that closed form, independently of the module's derivation;
 * textbook special cases: a student of real data only; of synthetic data only; and the
@@ -48,7 +48,7 @@ FAMILY_ALPHA = 1e-3  # family-wise false-alarm rate of each Monte Carlo test bel
 
 
 def closed_form(big_n, n_r, n_s):
-    """E||mu_student - mu0||^2 / (sigma2 d) for an MLE generator, as stated in the notes."""
+    """E||mu_student - mu0||^2 / (sigma2 d) for an MLE generator: the stated closed form."""
     return (n_r + n_s * Fraction(big_n - 1, big_n) + Fraction(n_s**2 + 2 * n_r * n_s, big_n)) \
         / (n_r + n_s) ** 2
 
