@@ -112,6 +112,7 @@ from typing import Any
 
 import mpmath
 import numpy as np
+
 from collapse.analysis.checks import check_choice, check_int, check_real
 from collapse.analysis.errors import CollapseError
 from collapse.analysis.gaussian import gaussian_theory
@@ -448,6 +449,7 @@ def rule_symbolic_moments(workflow: Workflow | str, t: int, covariance: str = ML
     (3*n - 1)/(4*n**2)
     """
     import sympy as sp
+
     from collapse.analysis.gaussian_symbolic import n as n_symbol
 
     rule = as_workflow(workflow)
@@ -457,10 +459,8 @@ def rule_symbolic_moments(workflow: Workflow | str, t: int, covariance: str = ML
     if rule.real_fraction is not None and rule.size == "n":
         raise CollapseError("workflow key real-fraction: symbolic results need an integer size "
                             "(round(lambda n) is not a rational function of n)")
-    a = b = None
-    for a, b in rule_moment_ratio_recursion(rule, n_symbol, t, covariance, sp.Integer(1),
-                                            sp.cancel):
-        pass
+    *_, (a, b) = rule_moment_ratio_recursion(rule, n_symbol, t, covariance, sp.Integer(1),
+                                             sp.cancel)
     return sp.factor(a), sp.factor(b)
 
 
@@ -542,6 +542,7 @@ def rule_limits(workflow: Workflow | str, covariance: str = MLE, n: Any = None):
     (4/(3*n + 1), 3*(n - 1)/(3*n + 1))
     """
     import sympy as sp
+
     from collapse.analysis.gaussian_symbolic import n as n_symbol
 
     rule = as_workflow(workflow)
@@ -580,6 +581,7 @@ def window_limits(real: str = "original", covariance: str = MLE, size: int | Non
     2*(K + 1)/(K*n + K + 2*n)
     """
     import sympy as sp
+
     from collapse.analysis.gaussian_symbolic import n as n_symbol
 
     rule = Workflow(real=real, window=1, size=size, real_fraction=real_fraction)

@@ -88,6 +88,7 @@ from fractions import Fraction
 from typing import Any
 
 import numpy as np
+
 from collapse.analysis.checks import check_int, check_real
 from collapse.analysis.errors import CollapseError
 from collapse.analysis.kde import truth_overlap

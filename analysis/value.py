@@ -72,6 +72,7 @@ from functools import cache
 from typing import Any
 
 import numpy as np
+
 from collapse.analysis.checks import check_choice, check_int, check_real
 from collapse.analysis.errors import CollapseError
 from collapse.analysis.kde import truth_overlap

@@ -44,13 +44,17 @@ def _series(table: Table, value_column: str) -> dict[tuple[str, str], list[tuple
     iv = cols.index(value_column)
     isem = cols.index("sem") if "sem" in cols and value_column == "mean" else None
     itested = cols.index("consistent") if "consistent" in cols else None
+    itheory = cols.index("theory") if "theory" in cols else None
     out: dict[tuple[str, str], list[tuple]] = {}
     for row in table.rows:
         value = row[iv]
         if value is None or not math.isfinite(float(value)):
             continue
         sem = row[isem] if isem is not None else None
-        tested = row[itested] is not None if itested is not None else True
+        # a row with theory that was not tested (set aside) is drawn hollow; rows with no
+        # theory at all are plain Monte Carlo
+        tested = (itested is None or row[itested] is not None
+                  or (itheory is not None and row[itheory] is None))
         out.setdefault((row[im], row[iw]), []).append((int(row[it]), float(value), sem, tested))
     return out
 
@@ -143,9 +147,9 @@ def curves_figure(*, simulated: Table | None = None, theory: Table | None = None
     for ax, metric in zip(axes.flat, names):
         draw_metric(ax, metric, simulated=simulated, theory=theory, legend=False)
     for ax in list(axes.flat)[len(names):]:
-        ax.set_visible(False)
+        fig.delaxes(ax)
     handles, labels = [], []
-    for ax in axes.flat:
+    for ax in fig.axes:
         for h, label in zip(*ax.get_legend_handles_labels()):
             if label not in labels:
                 handles.append(h)

@@ -325,7 +325,7 @@ class ComparisonResult(_Result):
     simulation : SimulationResult
     alpha : float
         Family-wise false-alarm rate of the verdict.
-    statistics : collapse.simulate.stats.ComparisonResult
+    statistics : collapse.simulate.stats.Comparison
         Rows, their status (tested, heavy-tailed, ...) and per-(workflow, metric) verdicts.
     verdict : {"CONSISTENT", "INCONSISTENT", "UNTESTED"}
         ``UNTESTED`` when no row could be tested: never reported as consistent.
@@ -346,7 +346,7 @@ class ComparisonResult(_Result):
     theory: TheoryResult
     simulation: SimulationResult
     alpha: float
-    statistics: Any  # collapse.simulate.stats.ComparisonResult
+    statistics: Any  # collapse.simulate.stats.Comparison
     command: str = field(default="compare", init=False)
 
     @property

@@ -130,7 +130,7 @@ def summarize(samples: np.ndarray, lower: float | None = None) -> Summary:
 
 
 @dataclass
-class ComparisonResult:
+class Comparison:
     """All rows of one comparison plus the per-(workflow, metric) verdicts.
 
     ``table`` has the CSV schema :data:`collapse.simulate.tables.COMPARE_COLUMNS`; rows that
@@ -216,7 +216,7 @@ def compare(
     alpha: float = 0.01,
     lower_bounds: Mapping[str, float | None] | None = None,
     diverging_ok: bool = True,
-) -> ComparisonResult:
+) -> Comparison:
     """Compare exact expectations with Monte Carlo replicates.
 
     Parameters
@@ -276,7 +276,7 @@ def compare(
             row[8] = float(pa)
             row[9] = not bool(rej)
             table.rows[i] = tuple(row)
-    result = ComparisonResult(table=table, status=status, alpha=alpha)
+    result = Comparison(table=table, status=status, alpha=alpha)
     groups: dict[tuple[str, str], list[int]] = {}
     for i, row in enumerate(table.rows):
         groups.setdefault((row[1], row[3]), []).append(i)

@@ -26,6 +26,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import sympy as sp
+from scipy import stats
+
 from collapse.analysis.errors import CollapseError
 from collapse.analysis.gaussian import gaussian_theory, moment_sequences
 from collapse.analysis.gaussian_rules import (
@@ -47,7 +49,6 @@ from collapse.analysis.vocabulary import (
     WORKFLOWS,
 )
 from collapse.analysis.workflows import PRESETS, Workflow
-from scipy import stats
 
 FAMILY_ALPHA = 1e-3  # family-wise false-alarm rate of each Monte Carlo test below
 

@@ -26,6 +26,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import sympy
+from scipy import stats
+
 from collapse.analysis.errors import CollapseError
 from collapse.analysis.kde import expected_mise
 from collapse.analysis.kde_lineage import data_point_law, lineage_law
@@ -41,7 +43,6 @@ from collapse.analysis.kde_rules import (
 from collapse.analysis.truths import GaussianMixture, blobs_truth, gaussian_truth
 from collapse.analysis.vocabulary import MISE, WORKFLOWS
 from collapse.analysis.workflows import PRESETS, Workflow
-from scipy import stats
 
 FAMILY_ALPHA = 1e-3  # family-wise false-alarm rate of each Monte Carlo test below
 

@@ -22,6 +22,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import sympy as sp
+from scipy import stats
+
 from collapse.analysis.errors import CollapseError
 from collapse.analysis.gaussian import moment_sequences
 from collapse.analysis.kde import expected_mise
@@ -42,7 +44,6 @@ from collapse.analysis.vocabulary import (
     MLE,
     UNBIASED,
 )
-from scipy import stats
 
 FAMILY_ALPHA = 1e-3  # family-wise false-alarm rate of each Monte Carlo test below
 
