@@ -23,6 +23,7 @@ collapse.analysis.errors.CollapseError: n must be an integer >= 2 (got 1)
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -40,6 +41,9 @@ from collapse.analysis.vocabulary import (
 from collapse.analysis.vocabulary import (
     KDE as KDE_SETTING,
 )
+
+#: Largest ``|log10|`` of a density peak ``(2 pi v)^(-d/2)`` (float64 holds about 1e+-308).
+MAX_PEAK_DECADES = 300.0
 
 #: Largest ``|log10|`` of a variance-like parameter: squares and products of such
 #: numbers stay inside float64 (about 1e-308 .. 1e308).
@@ -200,6 +204,18 @@ class KDE(Problem):
                                 f"(got sigma0={sigma0:g} for truth {truth})")
         _set(self, "sigma0", sigma0)
         _set(self, "heldout", check_int("heldout", self.heldout, 1))
+        # Every density of the setting is a Gaussian with a peak (2 pi v)^(-d/2): it must
+        # be a float64 number for the kernel (v = h^2) and the truth (v = sigma0^2).
+        scales = [("sigma0", sigma0)] + ([("bandwidth", self.bandwidth)]
+                                         if self.fixed_bandwidth else [])
+        for name, value in scales:
+            decades = 0.5 * dim * abs(math.log10(2.0 * math.pi * value * value))
+            if decades > MAX_PEAK_DECADES:
+                sign = "-" if 2.0 * math.pi * value * value > 1 else "+"
+                raise CollapseError(
+                    f"dim must satisfy d |log10(2 pi {name}^2)| <= {2 * MAX_PEAK_DECADES:g} with "
+                    f"{name}={value:g} (got {dim}: the density peak (2 pi {name}^2)^(-d/2) is "
+                    f"about 1e{sign}{decades:.0f}, outside float64)")
 
     @property
     def fixed_bandwidth(self) -> bool:

@@ -57,11 +57,13 @@ def _prepare(problem: Problem, workflow: WorkflowLike, iterations: int
 def check_call(command: str, problem: Problem, workflow: WorkflowLike = "all",
                iterations: int = ITERATIONS, replicates: int = REPLICATES, seed: int = 0, *,
                alpha: float = 0.01, theory_scale: float = 1.0, engine: str = AUTO,
-               chunk_size: int | None = None) -> None:
+               chunk_size: int | None = None, force: bool = False) -> None:
     """Raise :class:`CollapseError` for any argument that ``command`` would refuse.
 
     Computes nothing, so the command line can refuse bad options before any work,
-    and the docs can check the commands they show.
+    and the docs can check the commands they show.  This includes the up-front
+    estimate of memory and time (:mod:`collapse.simulate.budget`): a call that
+    cannot fit this machine is refused unless ``force`` is true.
 
     Examples
     --------
@@ -74,12 +76,13 @@ def check_call(command: str, problem: Problem, workflow: WorkflowLike = "all",
     from collapse.analysis.checks import check_choice
 
     check_choice("command", command, ("theory", "simulate", "compare"))
-    setting, _, _ = _prepare(problem, workflow, iterations)
+    setting, workflows, iterations = _prepare(problem, workflow, iterations)
     if command == "theory":
         check_real("theory_scale", theory_scale)
+        _check_budget(setting, problem, workflows, ("theory",), iterations, 1, force)
         return
     minimum = _min_replicates() if command == "compare" else 1
-    check_int("replicates", replicates, minimum)
+    replicates = check_int("replicates", replicates, minimum)
     check_seed(seed)
     if chunk_size is not None:
         check_int("chunk_size", chunk_size, 1)
@@ -89,6 +92,23 @@ def check_call(command: str, problem: Problem, workflow: WorkflowLike = "all",
     if command == "compare":
         check_real("alpha", alpha, low=0, high=1, high_open=True)
         check_real("theory_scale", theory_scale)
+    setting.check_simulation(problem)
+    stages = ("theory", "simulate") if command == "compare" else ("simulate",)
+    _check_budget(setting, problem, workflows, stages, iterations, replicates, force)
+
+
+def _check_budget(setting: Setting, problem: Problem, workflows: tuple[Workflow, ...],
+                  stages: tuple[str, ...], iterations: int, replicates: int,
+                  force: bool) -> None:
+    from collapse.simulate import budget
+
+    total = budget.Cost(0.0, 0.0, "replicates")
+    for rule in workflows:
+        for stage in stages:
+            total = total + setting.cost(problem, rule, stage, iterations, replicates)
+    values = {"replicates": replicates, "iterations": iterations}
+    values.update(problem.options())
+    budget.check(total, values, force)
 
 
 def _min_replicates() -> int:
@@ -98,7 +118,7 @@ def _min_replicates() -> int:
 
 
 def theory(problem: Problem, workflow: WorkflowLike = "all", iterations: int = ITERATIONS, *,
-           scale: float = 1.0) -> TheoryResult:
+           scale: float = 1.0, force: bool = False) -> TheoryResult:
     """Exact expectations of every metric that has exact theory, per iteration.
 
     Parameters
@@ -114,6 +134,8 @@ def theory(problem: Problem, workflow: WorkflowLike = "all", iterations: int = I
         real data).
     scale : float
         Multiply every expectation by this factor (a negative control; default 1).
+    force : bool
+        Run even when the up-front estimate says the call cannot fit this machine.
 
     Returns
     -------
@@ -127,8 +149,9 @@ def theory(problem: Problem, workflow: WorkflowLike = "all", iterations: int = I
     >>> th.values["replace"]["mean_sq_error"]
     (0.1, 0.19)
     """
+    check_call("theory", problem, workflow, iterations, theory_scale=scale, force=force)
     setting, workflows, iterations = _prepare(problem, workflow, iterations)
-    scale = check_real("theory_scale", scale)
+    scale = float(scale)
     values: dict[str, dict[str, tuple[float, ...]]] = {}
     notes: list[str] = []
     for rule in workflows:
@@ -152,8 +175,8 @@ def _checkpoint_key(setting: Setting, problem: Problem, rule: Workflow, iteratio
 
 def simulate(problem: Problem, workflow: WorkflowLike = "all", iterations: int = ITERATIONS,
              replicates: int = REPLICATES, seed: int = 0, *, engine: str = AUTO,
-             chunk_size: int | None = None,
-             checkpoint: str | os.PathLike | None = None) -> SimulationResult:
+             chunk_size: int | None = None, checkpoint: str | os.PathLike | None = None,
+             force: bool = False) -> SimulationResult:
     """Monte Carlo replicates of every metric, per workflow and iteration.
 
     Parameters
@@ -173,6 +196,8 @@ def simulate(problem: Problem, workflow: WorkflowLike = "all", iterations: int =
     checkpoint : path, optional
         Keep each finished workflow's replicates in this directory and reuse them on
         a rerun with the same settings (:mod:`collapse.simulate.checkpoint`).
+    force : bool
+        Run even when the up-front estimate says the call cannot fit this machine.
 
     Returns
     -------
@@ -187,7 +212,7 @@ def simulate(problem: Problem, workflow: WorkflowLike = "all", iterations: int =
     True
     """
     check_call("simulate", problem, workflow, iterations, replicates, seed, engine=engine,
-               chunk_size=chunk_size)
+               chunk_size=chunk_size, force=force)
     setting, workflows, iterations = _prepare(problem, workflow, iterations)
     replicates, seed = int(replicates), int(seed)
     store = None
@@ -214,7 +239,8 @@ def simulate(problem: Problem, workflow: WorkflowLike = "all", iterations: int =
 def compare(problem: Problem, workflow: WorkflowLike = "all", iterations: int = ITERATIONS,
             replicates: int = REPLICATES, seed: int = 0, *, alpha: float = 0.01,
             theory_scale: float = 1.0, engine: str = AUTO, chunk_size: int | None = None,
-            checkpoint: str | os.PathLike | None = None) -> ComparisonResult:
+            checkpoint: str | os.PathLike | None = None,
+            force: bool = False) -> ComparisonResult:
     """Exact theory against Monte Carlo: one z-test per row, Holm over all, one verdict.
 
     Every (workflow, metric, iteration) with exact theory is a row; rows whose
@@ -226,7 +252,7 @@ def compare(problem: Problem, workflow: WorkflowLike = "all", iterations: int = 
 
     Parameters
     ----------
-    problem, workflow, iterations, replicates, seed, engine, chunk_size, checkpoint
+    problem, workflow, iterations, replicates, seed, engine, chunk_size, checkpoint, force
         As for :func:`simulate`.
     alpha : float
         Family-wise false-alarm rate, in (0, 1) (default 0.01).
@@ -250,11 +276,12 @@ def compare(problem: Problem, workflow: WorkflowLike = "all", iterations: int = 
     from collapse.simulate import stats
 
     check_call("compare", problem, workflow, iterations, replicates, seed, alpha=alpha,
-               theory_scale=theory_scale, engine=engine, chunk_size=chunk_size)
+               theory_scale=theory_scale, engine=engine, chunk_size=chunk_size, force=force)
     alpha = float(alpha)
-    expectations = theory(problem, workflow, iterations, scale=theory_scale)
+    expectations = theory(problem, workflow, iterations, scale=theory_scale, force=force)
     simulation = simulate(problem, expectations.workflows, iterations, replicates, seed,
-                          engine=engine, chunk_size=chunk_size, checkpoint=checkpoint)
+                          engine=engine, chunk_size=chunk_size, checkpoint=checkpoint,
+                          force=force)
     setting = setting_for(problem)
     statistics = stats.compare(setting.name, expectations.values, simulation.samples,
                                alpha=alpha, lower_bounds=setting.lower_bounds(problem))

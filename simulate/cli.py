@@ -40,7 +40,17 @@ PROG = "collapse"
 _FLAGS = {"iterations": "--iterations", "replicates": "--replicates", "seed": "--seed",
           "alpha": "--alpha", "theory_scale": "--theory-scale", "chunk_size": "--chunk-size",
           "engine": "--engine", "workflow": "--workflow", "output": "--output",
-          "plot": "--plot", "checkpoint": "--checkpoint"}
+          "plot": "--plot", "checkpoint": "--checkpoint", "force": "--force"}
+
+
+def _all_flags() -> dict[str, str]:
+    """Parameter name -> option, for the API's parameters and every setting's fields."""
+    from collapse.simulate.cli_options import OPTIONS
+
+    flags = dict(_FLAGS, n="--n")
+    for options in OPTIONS.values():
+        flags.update({option.field: option.flag for option in options})
+    return flags
 
 
 class CollapseParser(argparse.ArgumentParser):
@@ -74,6 +84,9 @@ def _add_common(parser: argparse.ArgumentParser, command: str) -> None:
                         help="write the full result to PATH instead of standard output")
     common.add_argument("--plot", metavar="PATH",
                         help="draw the curves to PATH (.png, .pdf or .svg)")
+    common.add_argument("--force", action="store_true",
+                        help="run even when the up-front estimate of memory or time says the "
+                             "request cannot fit this machine")
     if command != "theory":
         common.add_argument("--chunk-size", type=integer, default=None,
                             help="replicates simulated at once (bounds memory; results do not "
@@ -156,7 +169,8 @@ def _checked_problem(args: argparse.Namespace, paths: bool = True):
     check_call(args.command, problem, _workflows(args), args.iterations, args.replicates,
                args.seed, alpha=getattr(args, "alpha", 0.01),
                theory_scale=getattr(args, "theory_scale", 1.0),
-               engine=getattr(args, "engine", "auto"), chunk_size=getattr(args, "chunk_size", None))
+               engine=getattr(args, "engine", "auto"), chunk_size=getattr(args, "chunk_size", None),
+               force=args.force)
     if paths:
         _check_paths(args)
     return problem
@@ -182,7 +196,7 @@ def validate(argv: Sequence[str]) -> str | None:
     try:
         _checked_problem(args, paths=False)
     except CollapseError as exc:
-        return f"{PROG}: error: {as_option(str(exc), _FLAGS)}"
+        return f"{PROG}: error: {as_option(str(exc), _all_flags())}"
     return None
 
 
@@ -221,7 +235,7 @@ def run_theory(args: argparse.Namespace) -> int:
     from collapse.simulate.api import theory
 
     problem = _checked_problem(args)
-    result = theory(problem, _workflows(args), args.iterations)
+    result = theory(problem, _workflows(args), args.iterations, force=args.force)
     _emit(result, args)
     _plot(result, args)
     return 0
@@ -229,7 +243,7 @@ def run_theory(args: argparse.Namespace) -> int:
 
 def _simulation_options(args: argparse.Namespace) -> dict:
     return {"engine": getattr(args, "engine", "auto"), "chunk_size": args.chunk_size,
-            "checkpoint": args.checkpoint}
+            "checkpoint": args.checkpoint, "force": args.force}
 
 
 def run_simulate(args: argparse.Namespace) -> int:
@@ -283,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except CollapseError as exc:
-        message = as_option(" ".join(str(exc).split()), _FLAGS)
+        message = as_option(" ".join(str(exc).split()), _all_flags())
         print(f"{PROG}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

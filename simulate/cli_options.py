@@ -24,11 +24,18 @@ COMMANDS = ("theory", "simulate", "compare")
 
 
 def integer(text: str) -> int:
-    """``type=`` for integers (``1e3`` and ``1.5`` are refused: say ``1000``)."""
+    """``type=`` for integers, also written like ``1e6`` (``1.5`` is refused)."""
     try:
         return int(text)
     except (TypeError, ValueError):
-        raise argparse.ArgumentTypeError(f"must be an integer (got {text!r})") from None
+        pass
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        value = math.nan
+    if math.isfinite(value) and value.is_integer() and abs(value) < 2**63:
+        return int(value)
+    raise argparse.ArgumentTypeError(f"must be an integer (got {text!r})")
 
 
 def number(text: str) -> float:

@@ -62,6 +62,31 @@ class GaussianSetting(Setting):
                                  sigma2=problem.sigma2, covariance=problem.covariance,
                                  seed=seed, chunk_size=chunk_size, engine=engine)
 
+    def cost(self, problem: Gaussian, workflow: Workflow, command: str, iterations: int,
+             replicates: int):
+        from collapse.simulate.budget import Cost, driver
+
+        n, d, T, R = problem.n, problem.dim, iterations, replicates
+        if command == "theory":
+            # 50-digit recursion per iteration; replace's digamma sum runs over the dimension
+            seconds = 1e-4 * T * (1 + (workflow.window or 0) / 50)
+            if workflow.name == "replace":
+                seconds += 3e-5 * d
+            return Cost(8.0 * 5 * T, seconds, driver(iterations=T / 100, dim=d / 1e4))
+        words_out = 10.0 * R * T  # the record and the metrics, float64
+        if workflow.subsamples(2) or workflow.window is None and workflow.name != "accumulate":
+            per_iteration = n * d * (d + 4) * 1e-9 + 2e-6
+        elif workflow.name == "accumulate":
+            per_iteration = d ** 3 * 1e-9 + 2e-6
+        else:
+            per_iteration = (workflow.window or 1) * d ** 3 * 1e-9 + 2e-6
+        pool = 8.0 * T * n * d if workflow.name != "replace" else 16.0 * n * d
+        from collapse.simulate.gaussian import block_size
+
+        working = min(R, block_size(n, d)) * (pool + 80.0 * d * d + 32.0 * n * d)
+        return Cost(8.0 * words_out + working, R * T * per_iteration,
+                    driver(replicates=R / 1000, iterations=T / 100, dim=d / 100, n=n / 1000))
+
     def lower_bounds(self, problem: Gaussian) -> dict[str, float | None]:
         # Cross-entropy >= entropy of the truth (Gibbs): test_nll - H(p0) = KL >= 0.
         entropy = 0.5 * problem.dim * (1.0 + math.log(2.0 * math.pi * problem.sigma2))

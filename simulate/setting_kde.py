@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from collapse.analysis.errors import CollapseError
 from collapse.analysis.problems import KDE
 from collapse.analysis.vocabulary import AUTO, BLOBS, GAUSSIAN_TRUTH, KDE_METRICS, MISE, TEST_NLL
 from collapse.analysis.vocabulary import KDE as KDE_NAME
@@ -60,6 +61,35 @@ class KDESetting(Setting):
                             replicates=replicates, truth=problem.truth, dim=problem.dim,
                             sigma0=problem.sigma0, bandwidth=problem.bandwidth,
                             heldout=problem.heldout, seed=seed, chunk_size=chunk_size)
+
+    def check_simulation(self, problem: KDE) -> None:
+        # A point of the loop is its parent plus h times a standard normal: in float64
+        # that noise vanishes next to the data once h is below about 1e-8 of their scale.
+        if problem.fixed_bandwidth and problem.bandwidth < 1e-8 * problem.sigma0:
+            raise CollapseError(
+                f"bandwidth must be >= {1e-8 * problem.sigma0:g} (1e-8 times sigma0) for Monte "
+                f"Carlo: below it float64 cannot hold the kernel noise next to the data "
+                f"(got {problem.bandwidth:g}); the exact theory has no such limit")
+
+    def cost(self, problem: KDE, workflow: Workflow, command: str, iterations: int,
+             replicates: int):
+        from collapse.simulate.budget import Cost, driver
+
+        n, d, T, R, H = problem.n, problem.dim, iterations, replicates, problem.heldout
+        if command == "theory":
+            # the pair-law dynamic programme over generation pairs costs O(T^3)
+            return Cost(8.0 * 4 * T * T, 2e-8 * T ** 3 + 1e-6 * T * T,
+                        driver(iterations=T / 100, n=n / 1e6))
+        sizes = [workflow.training_size(n, t) for t in range(1, min(T, 2000) + 1)]
+        scale = T / len(sizes)
+        kernel = sum(H * m + m * m for m in sizes) * scale
+        seconds = R * kernel * d * 4e-9
+        from collapse.simulate.kde import block_size
+
+        working = min(R, max(block_size(n, d), 32)) * 8.0 * (T * n * d + H * d + 2 * 65536)
+        return Cost(8.0 * 4 * R * T + working, seconds,
+                    driver(replicates=R / 1000, iterations=T / 100, heldout=H / 500,
+                           n=n / 1000, dim=d / 100))
 
     def lower_bounds(self, problem: KDE) -> dict[str, float | None]:
         return {MISE: 0.0, TEST_NLL: None}

@@ -79,6 +79,21 @@ class Setting:
     def lower_bounds(self, problem: Problem) -> dict[str, float | None]:
         return {}
 
+    def cost(self, problem: Problem, workflow: Workflow, command: str, iterations: int,
+             replicates: int):
+        """Estimated :class:`~collapse.simulate.budget.Cost` of one workflow of a call.
+
+        ``command`` is ``theory`` or ``simulate`` (``compare`` costs both).  The
+        default knows nothing and estimates nothing.
+        """
+        from collapse.simulate.budget import Cost
+
+        return Cost(0.0, 0.0, "replicates")
+
+    def check_simulation(self, problem: Problem) -> None:
+        """Raise :class:`CollapseError` if ``problem`` is valid for theory but beyond
+        what the Monte Carlo can resolve (default: nothing is)."""
+
     def check(self, problem: Problem, workflow: Workflow) -> None:
         """Raise :class:`CollapseError` if ``workflow`` cannot run on ``problem``."""
         n = getattr(problem, "n", None)
