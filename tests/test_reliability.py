@@ -20,7 +20,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import collapse
-from collapse.analysis.kde import expected_mise
 from collapse.analysis.truths import gaussian_truth
 from collapse.simulate.cli import main
 
