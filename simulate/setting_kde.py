@@ -82,7 +82,11 @@ class KDESetting(Setting):
                         driver(iterations=T / 100, n=n / 1e6))
         sizes = [workflow.training_size(n, t) for t in range(1, min(T, 2000) + 1)]
         scale = T / len(sizes)
-        kernel = sum(H * m + m * m for m in sizes) * scale
+        if problem.fixed_bandwidth and workflow.window is None and not workflow.subsamples(2):
+            # a pool that only grows: its kernel sums gain one batch per iteration
+            kernel = sum(H * n + m * n for m in sizes) * scale
+        else:
+            kernel = sum(H * m + m * m / 2 for m in sizes) * scale
         seconds = R * kernel * d * 4e-9
         from collapse.simulate.kde import block_size
 
