@@ -7,7 +7,7 @@ the studentized mean::
     T = (mean(X) - mu) / sem,   sem = sd(X) / sqrt(R),   p = 2 P(t_{R-1} > |T|),
 
 referred to Student's t with ``R - 1`` degrees of freedom (exact for normal
-replicates; the normal law understates its tails by a factor 30 at ``R = 10`` where
+replicates; the normal law understates its tails by a factor 50 at ``R = 10`` where
 Holm's thresholds lie) and corrected for the skewness of the replicates by the
 one-term Edgeworth expansion of the studentized mean (Hall 1992).  The p-values of
 every tested row of one ``compare`` call (all workflows, metrics and iterations
@@ -47,8 +47,8 @@ lets exactly such rows through.  So the rule uses upper confidence limits, not
 point estimates: ``|skew(X)| + z_{SKEW_CONFIDENCE} se(skew)`` with the normal-theory
 ``se(skew) = sqrt(6 (R-2) / ((R+1)(R+3)))``, and every spread inflated to its upper
 ``SPREAD_CONFIDENCE`` chi-square limit ``sd sqrt((R-1) / chi2_{R-1}(1 - level))``.
-With a few hundred replicates the limits are within a few percent of the
-estimates; with tens, almost no row passes, and a row whose point estimate passes
+With a thousand replicates the spread limit is within 10% of the estimate;
+with tens, almost no row passes, and a row whose point estimate passes
 but whose upper limit does not is reported as ``too-few-replicates`` (more
 replicates would test it).  Below :data:`MIN_REPLICATES` ``compare`` refuses
 (:class:`collapse.analysis.errors.CollapseError`).  The log-determinant, a sum of
