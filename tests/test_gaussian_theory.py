@@ -325,8 +325,12 @@ def test_replace_det_logdet_nll_closed_forms_match_theory(covariance):
         q = r * (q + Fraction(dim, n_value))
         assert f[gs.MAHALANOBIS_MEAN].subs(sub) == sp.Rational(q.numerator, q.denominator)
         for key in (LOG_COV_DET_RATIO, TEST_NLL):
+            # Both against the Wishart facts written out in _textbook_replace (scipy
+            # digamma), not against each other.
+            expected = _textbook_replace(key, n_value, dim, t_value, sig2, covariance)
             value = float(sp.N(f[key].subs(sub).doit(), 20))
-            assert th[key][t_value - 1] == pytest.approx(value, rel=1e-12), key
+            assert value == pytest.approx(expected, rel=1e-12), key
+            assert th[key][t_value - 1] == pytest.approx(expected, rel=1e-12), key
 
 
 # --------------------------------------------------------------------------- symbolic n
