@@ -231,6 +231,11 @@ class ComparisonResult:
     def consistent(self) -> bool:
         return all(v != "INCONSISTENT" for v in self.verdicts.values())
 
+    @property
+    def tested(self) -> int:
+        """Number of rows that entered the verdict (0: "consistent" says nothing)."""
+        return sum(s == TESTED for s in self.status)
+
     def summary_table(self) -> Table:
         """One row per (workflow, metric): counts of tested/rejected/untested rows."""
         columns = ("workflow", "metric", "tested", "rejected", "heavy_tailed",
@@ -250,10 +255,14 @@ class ComparisonResult:
                 max(zs) if zs else None, self.verdicts[key],
             )
         out.notes.append(
-            f"Holm-adjusted two-sided Student-t tests over all "
-            f"{sum(s == TESTED for s in self.status)} tested rows; family-wise false-alarm "
-            f"rate <= alpha = {self.alpha}"
+            f"Holm-adjusted two-sided Student-t tests over all {self.tested} tested rows; "
+            f"family-wise false-alarm rate <= alpha = {self.alpha}"
         )
+        if self.tested == 0:
+            out.notes.append(
+                "no row could be tested, so the verdict says nothing about the theory; "
+                "more --replicates (or the log_cov_det_ratio rows) would test it"
+            )
         if any(s == HEAVY for s in self.status):
             out.notes.append(
                 "heavy-tailed rows (estimated skewness of the mean > "

@@ -176,6 +176,8 @@ def test_untested_rows_say_whether_more_replicates_would_help():
     assert compare("toy", theory, {"w": {"m": x}}, lower_bounds={"m": 0.0}).status == [HEAVY]
     result = compare("toy", theory, {"w": {"m": x}})
     assert result.verdicts[("w", "m")] == TOO_FEW and result.consistent
+    assert result.tested == 0
+    assert any("no row could be tested" in note for note in result.summary_table().notes)
     # The same shape with 2000 replicates is tested on both counts.
     wide = np.linspace(0.5, 1.5, 2000)[:, None]
     assert compare("toy", theory, {"w": {"m": wide}}).status == [TESTED]
