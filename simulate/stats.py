@@ -1,36 +1,59 @@
 """Theory-versus-simulation statistics: one implementation for every setting.
 
 For each (workflow, metric, iteration) the Monte Carlo gives ``R`` independent
-replicates ``X_1..X_R``.  The row is compared with the exact expectation ``mu`` by::
+replicates ``X_1..X_R``.  The row is compared with the exact expectation ``mu`` by
+the studentized mean::
 
-    z = (mean(X) - mu) / sem,   sem = sd(X) / sqrt(R),   p = 2 (1 - Phi(|z|)),
+    T = (mean(X) - mu) / sem,   sem = sd(X) / sqrt(R),   p = 2 P(t_{R-1} > |T|),
 
-with the p-value corrected for the skewness of the studentized mean by the
-one-term Edgeworth expansion (Hall 1992), and the p-values of every tested row of
-one ``compare`` call (all workflows, metrics and iterations together) are adjusted with Holm's step-down method
-(statsmodels ``multipletests``), which controls the family-wise error rate under
-any dependence between rows, in particular between the iterations of one
-replicate.  The verdict "inconsistent" therefore has false-alarm probability at
-most ``alpha`` for the whole call, provided the normal approximation to each
-row's mean holds.
+referred to Student's t with ``R - 1`` degrees of freedom (exact for normal
+replicates; the normal law understates its tails by a factor 50 at ``R = 10`` where
+Holm's thresholds lie) and corrected for the skewness of the replicates by the
+one-term Edgeworth expansion of the studentized mean (Hall 1992).  The p-values of
+every tested row of one ``compare`` call (all workflows, metrics and iterations
+together) are adjusted with Holm's step-down method (statsmodels
+``multipletests``), which controls the family-wise error rate under any dependence
+between rows, in particular between the iterations of one replicate.  The verdict
+"inconsistent" therefore has false-alarm probability at most ``alpha`` for the
+whole call, provided each tested row's p-value is valid; that is measured, not
+assumed (:mod:`collapse.simulate.calibration`, ``benchmarks/false_alarm.py``).
 
-Heavy tails.  Under ``replace`` many metrics are products of independent random
-factors (``det``, ``tr``, ``tr Sigma^{-1}``), close to log-normal with a
-log-variance that grows linearly in ``t``.  The sample mean of such variables is
-dominated by rare replicates, so the z-test rejects a correct theory far more
-often than ``alpha``.  Each row's skewness-of-the-mean is estimated as::
+Which rows are tested.  The z-test of a mean is trustworthy only where the mean is
+nearly normal, i.e. where the skewness of the mean ``g = skew(X) / sqrt(R)`` is
+small; rows with ``g > HEAVY_TAIL_SKEW`` are reported but left out of the verdict.
+Under ``replace`` many metrics are products of independent random factors
+(``det``, ``tr``, ``tr Sigma^{-1}``), close to log-normal with a log-variance that
+grows linearly in ``t``, and chi-square-like errors are skewed at every ``t``.
+``g`` is estimated from three shapes::
 
-    g = min(skew(X), skew_LN(var log(X - lower))) / sqrt(R),
+    gamma_hat = min(skew_LN(var log(X - L)), max(|skew(X)|, 2 sd(X) / (mean(X) - L)))
 
-where ``skew_LN(s2) = (exp(s2) + 2) sqrt(exp(s2) - 1)`` is the skewness of a
-log-normal with log-variance ``s2`` and ``lower`` is a known lower bound of the
-metric (0 for errors and ratios, the truth's entropy for a cross-entropy).  The
-sample skewness is reliable for light tails and underestimates heavy ones; the
-log-normal value is reliable exactly when the log is a sum of many independent
-terms: their minimum avoids flagging light-tailed rows (e.g. ``chi^2_1``) whose
-logarithm happens to have a long left tail.  Rows with ``g > HEAVY_TAIL_SKEW``
-are reported but left out of the verdict ("heavy-tailed"); the log-determinant,
-a sum of independent log-chi-square terms, always remains testable.
+where ``L`` is a known lower bound of the metric (0 for errors and ratios, the
+truth's entropy for a cross-entropy), ``skew_LN(s2) = (exp(s2) + 2) sqrt(exp(s2) - 1)``
+is the skewness of a log-normal with log-variance ``s2`` and ``2 sd / (mean - L)``
+that of a gamma variable with the same coefficient of variation above ``L``.  The
+sample skewness is reliable for light tails and underestimates heavy ones, the more
+so the fewer the replicates (a small sample of a skewed variable usually misses the
+long tail and looks symmetric); the gamma value needs second moments only; the
+log-normal value is reliable when the logarithm is a sum of many independent terms
+and caps the others, so that light-tailed rows whose logarithm has a long left tail
+(``chi^2_1``) are not flagged.  Without a lower bound only the sample skewness is
+used.
+
+Small samples.  The decision to test a row must not select the samples that give
+extreme ``T``: a sample that missed the long tail has too small a mean *and* too
+small a spread, and a shape estimate built from a spread that is small by chance
+lets exactly such rows through.  So the rule uses upper confidence limits, not
+point estimates: ``|skew(X)| + z_{SKEW_CONFIDENCE} se(skew)`` with the normal-theory
+``se(skew) = sqrt(6 (R-2) / ((R+1)(R+3)))``, and every spread inflated to its upper
+``SPREAD_CONFIDENCE`` chi-square limit ``sd sqrt((R-1) / chi2_{R-1}(1 - level))``.
+With a thousand replicates the spread limit is within 10% of the estimate;
+with tens, almost no row passes, and a row whose point estimate passes
+but whose upper limit does not is reported as ``too-few-replicates`` (more
+replicates would test it).  Below :data:`MIN_REPLICATES` ``compare`` refuses
+(:class:`collapse.analysis.errors.CollapseError`).  The log-determinant, a sum of
+independent log-chi-square terms, is nearly symmetric and is tested once ``R`` is
+large enough for its sample skewness to vouch for that.
 """
 
 from __future__ import annotations
@@ -42,14 +65,30 @@ from typing import Mapping, Sequence
 import numpy as np
 from scipy import stats as sps
 
+from collapse.analysis.errors import CollapseError
 from collapse.simulate.tables import COMPARE_COLUMNS, SIMULATE_COLUMNS, Table
+
+#: Fewest replicates per sample that :func:`compare` accepts.  With fewer, the upper
+#: confidence limit of a row's spread is more than 4 times its sample value, so a
+#: row's mean cannot be shown near-normal unless its coefficient of variation is
+#: below about 1%: the verdict would rest on almost nothing.  The false-alarm rate
+#: is measured from this count up (``benchmarks/false_alarm.py``).
+MIN_REPLICATES = 10
 
 #: Largest estimated skewness of a row's sample mean for which its z-test counts.
 HEAVY_TAIL_SKEW = 0.05
 
+#: One-sided confidence level of the upper limit on each row's sample skewness.
+SKEW_CONFIDENCE = 0.95
+
+#: One-sided confidence level of the upper limit on each row's spread (a spread that
+#: is small by chance inflates ``|T|`` directly, hence the stricter level).
+SPREAD_CONFIDENCE = 0.9999
+
 #: Row status values.
 TESTED = "tested"
 HEAVY = "heavy-tailed"
+TOO_FEW = "too-few-replicates"
 DIVERGES = "diverges"
 NO_THEORY = "no-theory"
 UNDERFLOW = "underflow"
@@ -61,12 +100,15 @@ _TINY = float(np.finfo(float).tiny)
 
 @dataclass(frozen=True)
 class Summary:
-    """Mean, standard error and tail diagnostic of one metric, per iteration.
+    """Mean, standard error and tail diagnostics of one metric, per iteration.
 
-    ``mean`` and ``sem`` have shape ``(iterations,)``; ``skew_of_mean`` is the
-    estimated skewness of the sample mean (see module docstring).  Non-finite
-    replicates (``inf`` test NLL of a singular fit, ``-inf`` log-determinant) give
-    a non-finite mean and an infinite ``sem`` unless all replicates are equal.
+    ``mean`` and ``sem`` have shape ``(iterations,)``.  ``skew_of_mean`` is the upper
+    confidence limit of the skewness of the sample mean that decides whether a row is
+    tested, ``point_skew_of_mean`` the same estimate without the confidence margins,
+    and ``signed_skew_of_mean`` the signed point estimate used by the Edgeworth
+    correction (see the module docstring).  Non-finite replicates (``inf`` test NLL of
+    a singular fit, ``-inf`` log-determinant) give a non-finite mean and an infinite
+    ``sem`` unless all replicates are equal.
     """
 
     mean: np.ndarray
@@ -74,6 +116,7 @@ class Summary:
     skew_of_mean: np.ndarray
     replicates: int
     signed_skew_of_mean: np.ndarray | None = None
+    point_skew_of_mean: np.ndarray | None = None
 
 
 def _lognormal_skew(log_var: np.ndarray) -> np.ndarray:
@@ -82,8 +125,40 @@ def _lognormal_skew(log_var: np.ndarray) -> np.ndarray:
         return (e + 2.0) * np.sqrt(np.maximum(e - 1.0, 0.0))
 
 
+def _shape_skewness(raw_skew: np.ndarray, sd: np.ndarray, excess: np.ndarray | None,
+                    log_var: np.ndarray | None, skew_margin: float,
+                    spread_factor: float) -> np.ndarray:
+    """``min(skew_LN, max(|skew| + margin, gamma))`` with spreads scaled by ``spread_factor``.
+
+    ``excess`` is ``mean - L`` and ``log_var`` the variance of ``log(X - L)``; both
+    ``None`` when the metric has no known lower bound (then only the sample skewness).
+    """
+    sample = np.abs(raw_skew) + skew_margin
+    if excess is None:
+        return sample
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gamma = np.where(excess > 0, 2.0 * spread_factor * sd / excess, np.inf)
+    lognormal = _lognormal_skew(log_var * spread_factor**2)
+    return np.minimum(lognormal, np.maximum(sample, gamma))
+
+
 def summarize(samples: np.ndarray, lower: float | None = None) -> Summary:
-    """Summarise replicates ``samples`` of shape ``(R, iterations)``."""
+    """Summarise replicates ``samples`` of shape ``(R, iterations)``.
+
+    Parameters
+    ----------
+    samples : array, shape (R, iterations)
+        Monte Carlo replicates, one row per replicate.
+    lower : float, optional
+        Known lower bound of the metric.  When given, the skewness estimate also uses
+        the log-normal and gamma shapes above it (see the module docstring);
+        otherwise it is the sample skewness alone.
+
+    Returns
+    -------
+    Summary
+        Mean, standard error and skewness-of-the-mean estimates per iteration.
+    """
     x = np.asarray(samples, dtype=float)
     if x.ndim != 2 or x.shape[0] < 1:
         raise ValueError("samples must have shape (replicates, iterations) with replicates >= 1")
@@ -95,7 +170,8 @@ def summarize(samples: np.ndarray, lower: float | None = None) -> Summary:
         mean = x.mean(axis=0)
     mean = np.where(constant, x[0], mean)
     sem = np.full(x.shape[1], math.inf)
-    skew = np.full(x.shape[1], math.inf)
+    upper = np.full(x.shape[1], math.inf)
+    point = np.full(x.shape[1], math.inf)
     signed = np.zeros(x.shape[1])
     cols = all_finite & ~constant
     if r >= 2 and cols.any():
@@ -104,29 +180,37 @@ def summarize(samples: np.ndarray, lower: float | None = None) -> Summary:
         # moments are computed on each column divided by its largest magnitude.
         scale = np.abs(xc).max(axis=0)
         xs = xc / scale
-        sd = xs.std(axis=0, ddof=1) * scale
-        sem[cols] = sd / math.sqrt(r)
+        sd = xs.std(axis=0, ddof=1)
+        sem[cols] = sd * scale / math.sqrt(r)
         centred = xs - xs.mean(axis=0)
         m2 = (centred**2).mean(axis=0)
         m3 = (centred**3).mean(axis=0)
         with np.errstate(invalid="ignore", divide="ignore"):
             raw_skew = np.where(m2 > 0, m3 / m2**1.5, 0.0)
-        signed[cols] = raw_skew / math.sqrt(r)
-        sample_skew = np.abs(raw_skew)
+        excess = log_var = None
         if lower is not None:
-            shifted = xc - lower
+            excess = xs.mean(axis=0) - lower / scale
             with np.errstate(divide="ignore", invalid="ignore"):
-                logs = np.log(np.where(shifted > 0, shifted, np.nan))
+                logs = np.log(np.where(xc - lower > 0, xc - lower, np.nan))
             usable = np.isfinite(logs).sum(axis=0) >= 2
             log_var = np.full(xc.shape[1], np.inf)
             if usable.any():
                 log_var[usable] = np.nanvar(logs[:, usable], axis=0, ddof=1)
-            sample_skew = np.minimum(sample_skew, _lognormal_skew(log_var))
-        skew[cols] = sample_skew / math.sqrt(r)
+        # Two points always have zero sample skewness: it says nothing about the shape.
+        skew_se = math.sqrt(6.0 * (r - 2) / ((r + 1) * (r + 3))) if r > 2 else math.inf
+        margin = float(sps.norm.ppf(SKEW_CONFIDENCE)) * skew_se
+        spread = math.sqrt((r - 1) / float(sps.chi2.ppf(1.0 - SPREAD_CONFIDENCE, r - 1)))
+        estimate = _shape_skewness(raw_skew, sd, excess, log_var, 0.0, 1.0)
+        upper[cols] = _shape_skewness(raw_skew, sd, excess, log_var, margin, spread) / math.sqrt(r)
+        point[cols] = estimate / math.sqrt(r)
+        # A variable bounded below whose spread is large next to its distance from the
+        # bound is right-skewed, whatever the sign of a small sample's skewness.
+        signed[cols] = np.where(np.abs(raw_skew) >= estimate, raw_skew, estimate) / math.sqrt(r)
     sem = np.where(constant, 0.0, sem)
-    skew = np.where(constant, 0.0, skew)
-    return Summary(mean=mean, sem=sem, skew_of_mean=skew, replicates=r,
-                   signed_skew_of_mean=signed)
+    upper = np.where(constant, 0.0, upper)
+    point = np.where(constant, 0.0, point)
+    return Summary(mean=mean, sem=sem, skew_of_mean=upper, replicates=r,
+                   signed_skew_of_mean=signed, point_skew_of_mean=point)
 
 
 @dataclass
@@ -147,6 +231,11 @@ class Comparison:
     def consistent(self) -> bool:
         return all(v != "INCONSISTENT" for v in self.verdicts.values())
 
+    @property
+    def tested(self) -> int:
+        """Number of rows that entered the verdict (0: "consistent" says nothing)."""
+        return sum(s == TESTED for s in self.status)
+
     def summary_table(self) -> Table:
         """One row per (workflow, metric): counts of tested/rejected/untested rows."""
         columns = ("workflow", "metric", "tested", "rejected", "heavy_tailed",
@@ -161,54 +250,107 @@ class Comparison:
             zs = [abs(self.table.rows[i][7]) for i in idx if self.table.rows[i][7] is not None]
             out.append(
                 key[0], key[1], st.count(TESTED), rejected, st.count(HEAVY),
-                st.count(DIVERGES) + st.count(NO_THEORY) + st.count(UNDERFLOW),
+                st.count(DIVERGES) + st.count(NO_THEORY) + st.count(UNDERFLOW)
+                + st.count(TOO_FEW),
                 max(zs) if zs else None, self.verdicts[key],
             )
         out.notes.append(
-            f"Holm-adjusted two-sided z-tests over all {sum(s == TESTED for s in self.status)} "
-            f"tested rows; family-wise false-alarm rate <= alpha = {self.alpha}"
+            f"Holm-adjusted two-sided Student-t tests over all {self.tested} tested rows; "
+            f"family-wise false-alarm rate <= alpha = {self.alpha}"
         )
+        if self.tested == 0:
+            out.notes.append(
+                "no row could be tested, so the verdict says nothing about the theory; "
+                "more --replicates (or the log_cov_det_ratio rows) would test it"
+            )
         if any(s == HEAVY for s in self.status):
             out.notes.append(
                 "heavy-tailed rows (estimated skewness of the mean > "
                 f"{HEAVY_TAIL_SKEW}) are shown but not tested; more --replicates, or the "
                 "log_cov_det_ratio rows, test the same collapse on a valid scale"
             )
+        if any(s == TOO_FEW for s in self.status):
+            out.notes.append(
+                f"{TOO_FEW} rows (counted as untested) look testable, but with this many "
+                "replicates their skewness cannot be shown to be small enough; more "
+                "--replicates would test them"
+            )
         return out
 
 
-def _row_z(theory: float, mean: float, sem: float, skew_of_mean: float = 0.0) -> tuple[float, float]:
-    """z-score and unadjusted two-sided p-value, aware of exact and infinite values.
+def _p_values(theory: np.ndarray, mean: np.ndarray, sem: np.ndarray, skew_of_mean: np.ndarray,
+              df: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised :func:`_row_z` over rows that share one reference distribution."""
+    theory, mean, sem, g = (np.asarray(a, dtype=float) for a in (theory, mean, sem, skew_of_mean))
+    equal = mean == theory
+    exact = ~equal & (~(np.isfinite(theory) & np.isfinite(mean)) | (sem == 0.0))
+    regular = ~equal & ~exact
+    z = np.zeros(theory.shape)
+    p = np.ones(theory.shape)
+    with np.errstate(invalid="ignore"):
+        z[exact] = np.where(mean[exact] < theory[exact], -math.inf, math.inf)
+    p[exact] = 0.0
+    if regular.any():
+        zr = (mean[regular] - theory[regular]) / sem[regular]
+        law = sps.norm if df is None else sps.t(df)
+        plain = 2.0 * law.sf(np.abs(zr))
+        # |z| in the hundreds of digits (a theory off by 1e160) must not overflow z^2:
+        # beyond |z| = 40 every reference gives p far below any threshold anyway
+        near = np.abs(zr) < 40.0
+        zc = np.where(near, zr, 0.0)
+        lower = law.cdf(zc) + g[regular] * (2 * zc * zc + 1) * law.pdf(zc) / 6
+        lower = np.clip(lower, 0.0, 1.0)
+        corrected = np.where(near, np.minimum(1.0, 2.0 * np.minimum(lower, 1.0 - lower)),
+                             plain)
+        z[regular] = zr
+        p[regular] = np.maximum(plain, corrected)
+    return z, p
 
+
+def _row_z(theory: float, mean: float, sem: float, skew_of_mean: float = 0.0,
+           df: float | None = None) -> tuple[float, float]:
+    """Studentized mean and unadjusted two-sided p-value, aware of exact and infinite values.
+
+    Parameters
+    ----------
+    theory, mean, sem : float
+        Exact expectation, Monte Carlo mean and its standard error.
+    skew_of_mean : float
+        Signed skewness of the mean, ``g = skew(X) / sqrt(R)``.
+    df : float, optional
+        Degrees of freedom of the Student-t reference (``R - 1``); ``None`` refers the
+        statistic to the standard normal (the ``R -> infinity`` limit).
+
+    Returns
+    -------
+    z, p : float
+        ``z = (mean - theory) / sem`` and its two-sided p-value.
+
+    Notes
+    -----
     Equal values (including equal infinities, and constant replicates that hit the
     theory exactly) agree with ``p = 1``; a non-finite mean against a different
     theory, or a constant sample away from it, disagrees with ``p = 0``.
 
-    The p-value carries the one-term Edgeworth correction of the studentized mean
-    (Hall 1992): with ``g = skew(X) / sqrt(R)``,
-    ``P(T <= z) = Phi(z) + g (2 z^2 + 1) phi(z) / 6 + O(1/R)``.  Right-skewed
-    replicates make large negative ``z`` more likely than the normal law says; the
-    correction keeps the Holm thresholds (``|z|`` near 4) honest.  The p-value is the
-    larger of the normal and the corrected one, because in the far tail the
-    expansion can make the light tail's probability negative.
+    For normal replicates ``z`` follows Student's t with ``R - 1`` degrees of freedom
+    exactly.  Skewness adds the one-term Edgeworth correction of the studentized mean
+    (Hall 1992), ``P(T <= z) = F(z) + g (2 z^2 + 1) f(z) / 6``, with ``F, f`` the
+    reference distribution function and density (Hall's expansion has ``Phi, phi``;
+    the Student density agrees with it as ``R`` grows and keeps the term from
+    vanishing in the Student tails at small ``R``).  Right-skewed replicates make
+    large negative ``z`` more likely than the symmetric law says.  The p-value is the
+    larger of the uncorrected and the corrected one: far in the tail the expansion
+    can make the light tail's probability negative, so only its conservative
+    direction is trusted.
     """
-    if mean == theory:
-        return 0.0, 1.0
-    if not (math.isfinite(theory) and math.isfinite(mean)) or sem == 0.0:
-        diff = mean - theory
-        return (-math.inf if diff < 0 else math.inf), 0.0
-    z = (mean - theory) / sem
-    if not abs(z) < 40.0:
-        # far beyond any family-wise threshold; the expansion's z^2 would overflow
-        return z, float(2.0 * sps.norm.sf(min(abs(z), 1e300)))
-    normal = float(2.0 * sps.norm.sf(abs(z)))
-    lower = float(sps.norm.cdf(z)) + skew_of_mean * (2 * z * z + 1) * float(sps.norm.pdf(z)) / 6
-    lower = min(max(lower, 0.0), 1.0)
-    corrected = min(1.0, 2.0 * min(lower, 1.0 - lower))
-    # Far in the tail the one-term expansion can drive the light tail's probability
-    # below zero; only its conservative direction is trusted: the correction may raise
-    # a p-value, never lower it.
-    return z, max(normal, corrected)
+    z, p = _p_values(np.array([theory]), np.array([mean]), np.array([sem]),
+                     np.array([skew_of_mean]), df)
+    return float(z[0]), float(p[0])
+
+
+def _replicate_count(x) -> int:
+    shape = np.shape(x)
+    return int(shape[0]) if len(shape) == 2 else 0
 
 
 def compare(
@@ -218,7 +360,7 @@ def compare(
     *,
     alpha: float = 0.01,
     lower_bounds: Mapping[str, float | None] | None = None,
-    diverging_ok: bool = True,
+    min_replicates: int | None = None,
 ) -> Comparison:
     """Compare exact expectations with Monte Carlo replicates.
 
@@ -229,20 +371,42 @@ def compare(
     theory : {workflow: {metric: values per iteration}}
         Exact expectations; a metric absent for a workflow has no exact theory.
     samples : {workflow: {metric: array (R, iterations)}}
-        Monte Carlo replicates.
+        Monte Carlo replicates, ``R >= MIN_REPLICATES``.
     alpha : float
         Family-wise false-alarm rate of the overall verdict.
     lower_bounds : {metric: float or None}
         Known lower bound of each metric, used by the heavy-tail diagnostic.
+    min_replicates : int, optional
+        Override of :data:`MIN_REPLICATES`, for calibration studies that measure what
+        happens below it (``benchmarks/false_alarm.py``); not for ordinary use.
+
+    Returns
+    -------
+    Comparison
+        Every row with its status, Holm-adjusted p-values and the verdicts.
+
+    Raises
+    ------
+    CollapseError
+        If ``alpha`` is not in (0, 1), or a sample has fewer than the minimum number of
+        replicates (one-line message naming ``replicates``, the minimum and why).
     """
     from statsmodels.stats.multitest import multipletests
 
     if not 0.0 < alpha < 1.0:
-        raise ValueError(f"alpha must be in (0, 1) (got {alpha})")
+        raise CollapseError(f"alpha must be in (0, 1) (got {alpha})")
+    minimum = MIN_REPLICATES if min_replicates is None else int(min_replicates)
+    counts = [_replicate_count(x) for per_metric in samples.values() for x in per_metric.values()]
+    if counts and min(counts) < minimum:
+        raise CollapseError(
+            f"replicates must be >= {minimum} for compare (got {min(counts)}): with fewer, a "
+            "row's spread and skewness are too uncertain to show that its mean is near-normal, "
+            "so no test could hold the stated false-alarm rate")
     lower_bounds = dict(lower_bounds or {})
     table = Table(COMPARE_COLUMNS)
     status: list[str] = []
-    raw: list[tuple[int, float, float]] = []  # (row index, z, p)
+    # Rows to test, grouped by replicate count (one Student reference per count).
+    pending: dict[int, list[tuple[int, float, float, float, float]]] = {}
     for workflow, per_metric in samples.items():
         for metric, x in per_metric.items():
             s = summarize(x, lower_bounds.get(metric))
@@ -267,18 +431,31 @@ def compare(
                     table.append(setting, workflow, t + 1, metric, value, mean, sem, None, None, None)
                     status.append(UNDERFLOW)
                     continue
-                if math.isfinite(s.skew_of_mean[t]) and s.skew_of_mean[t] > HEAVY_TAIL_SKEW and math.isfinite(value):
+                upper = float(s.skew_of_mean[t])
+                # Non-finite or constant samples are decided exactly by _p_values.
+                regular = math.isfinite(mean) and math.isfinite(sem) and sem > 0
+                if regular and math.isfinite(value) and not upper <= HEAVY_TAIL_SKEW:
+                    point = float(s.point_skew_of_mean[t])
                     table.append(setting, workflow, t + 1, metric, value, mean, sem, None, None, None)
-                    status.append(HEAVY)
+                    status.append(TOO_FEW if point <= HEAVY_TAIL_SKEW else HEAVY)
                     continue
-                g = float(s.signed_skew_of_mean[t]) if s.signed_skew_of_mean is not None else 0.0
-                z, p = _row_z(value, mean, sem, g)
-                table.append(setting, workflow, t + 1, metric, value, mean, sem, z, p, None)
+                g = float(s.signed_skew_of_mean[t])
+                table.append(setting, workflow, t + 1, metric, value, mean, sem, None, None, None)
                 status.append(TESTED)
-                raw.append((len(table.rows) - 1, z, p))
+                pending.setdefault(s.replicates, []).append((len(table.rows) - 1, value, mean, sem, g))
+    raw: list[tuple[int, float, float]] = []  # (row index, z, p)
+    for r, rows in pending.items():
+        idx, values, means, sems, gs = (list(c) for c in zip(*rows))
+        z, p = _p_values(np.array(values), np.array(means), np.array(sems), np.array(gs), r - 1)
+        raw.extend(zip(idx, z.tolist(), p.tolist()))
+    raw.sort()
+    for i, z, p in raw:
+        row = list(table.rows[i])
+        row[7], row[8] = z, p
+        table.rows[i] = tuple(row)
     if raw:
         reject, p_adj, _, _ = multipletests([p for _, _, p in raw], alpha=alpha, method="holm")
-        for (i, _z, _), rej, pa in zip(raw, reject, p_adj):
+        for (i, _, _), rej, pa in zip(raw, reject, p_adj):
             row = list(table.rows[i])
             row[8] = float(pa)
             row[9] = not bool(rej)

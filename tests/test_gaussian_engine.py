@@ -226,6 +226,13 @@ def test_accumulate_second_iteration_agrees_with_exact_expectations(engine):
               ("mean_sq_error t=1", out[MEAN_SQ_ERROR][:, 0], d * sigma2 / n),
               ("cov_trace_ratio t=1", out[COV_TRACE_RATIO][:, 0], (n - 1) / n)]
     assert not _z_failures(checks)
+    # Negative control at the size of error this check is meant to catch: both t = 2
+    # expectations 2% too high (about 5 and 8 standard errors at 40000 replicates)
+    # must be rejected by the same family of tests.
+    wrong = [(name, sample, 1.02 * value) for name, sample, value in checks]
+    failures = _z_failures(wrong)
+    assert any("mean_sq_error t=2" in f for f in failures)
+    assert any("cov_trace_ratio t=2" in f for f in failures)
 
 
 def test_subsample_second_iteration_agrees_with_exact_expectations():
@@ -383,11 +390,22 @@ def test_replace_collapse_for_a_hundred_iterations(engine):
 
 
 @pytest.mark.parametrize("workflow", WORKFLOWS)
-def test_nonsingular_values_are_finite(workflow):
-    out = simulate_gaussian(workflow, n=12, dim=3, iterations=20, replicates=64, seed=3)
+def test_nonsingular_values_are_finite_and_mutually_consistent(workflow):
+    d, sigma2 = 3, 1.7
+    out = simulate_gaussian(workflow, n=12, dim=d, iterations=20, replicates=64, seed=3,
+                            sigma2=sigma2)
     for metric in GAUSSIAN_METRICS:
         assert np.all(np.isfinite(out[metric]))
     assert np.all(out[COV_DET_RATIO] > 0)
+    # Per replicate, facts that hold for any positive definite Sigma_hat and any mu_hat:
+    # det = exp(log det); AM-GM over the eigenvalues of Sigma_hat / sigma2,
+    # det^(1/d) <= tr / d; Gibbs, cross-entropy >= entropy of N(0, sigma2 I_d).
+    np.testing.assert_allclose(out[COV_DET_RATIO], np.exp(out[LOG_COV_DET_RATIO]), rtol=1e-10)
+    assert np.all(out[COV_DET_RATIO] ** (1 / d) <= out[COV_TRACE_RATIO] * (1 + 1e-12))
+    entropy = 0.5 * d * math.log(2 * math.pi * math.e * sigma2)
+    assert np.all(out[TEST_NLL] >= entropy - 1e-12)
+    # ... and the KL divergence is zero only at the truth: it is positive here.
+    assert np.all(out[TEST_NLL] > entropy)
 
 
 def test_safe_cholesky_isolates_singular_slices():

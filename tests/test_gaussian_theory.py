@@ -4,6 +4,11 @@ Checks, none of which copy an expected value from the code under test:
 
 * an independent exact implementation (the full Gram-matrix recursion
   over batch means, written below with Fractions) equals ``moment_sequences`` exactly;
+* the closed forms, ``symbolic_moments``, ``formula`` and the limit brackets are checked
+  against that Gram model (literal, or with running pool sums in 60-digit arithmetic
+  for long runs), never against ``moment_sequences``, which shares
+  ``pool_coefficients`` with them; errors planted in ``pool_coefficients`` are the
+  negative control;
 * textbook t = 1 facts (sample mean / covariance moments, Wishart determinant,
   log-determinant and inverse means);
 * rsolve-derived replace closed forms satisfy their one-step recursions symbolically and
@@ -106,6 +111,83 @@ def gram_moments(workflow, n, iterations, covariance, *, with_replacement=False,
         G[t, t] = a + b / n
         s.append((n - 1) / n * b)
     return a_out, b_out
+
+
+def gram_moments_running(workflow, n, iterations, covariance, one=Fraction(1)):
+    """:func:`gram_moments` with the pool sums of ``G`` kept as running totals.
+
+    The same independent model (inner products of batch means, within-batch traces,
+    simple-random-sampling moments written out), but ``sum_{j,k in pool} G[j][k]``,
+    the row sums ``sum_k G[j][k]`` and the traces are updated as batches arrive, so a
+    step costs O(t) instead of O(t^2): long runs (hundreds of iterations) in mpmath
+    (``one = mpf(1)`` of a 60-digit context) or Fractions.  Returns ``(a, b, p)`` with
+    ``p[t-1] = E tr P_t / tr Sigma0`` for the pool covariance ``P_t`` (divisor ``|pool|``
+    times ``n``).  Checked equal to :func:`gram_moments` exactly in
+    ``test_running_gram_equals_literal_gram``.
+    """
+    n = one * n
+    unb = covariance == UNBIASED
+    diag = [1 / n]  # G[j][j] = E||e_j||^2 / tr Sigma0
+    within = [(n - 1) / n]  # s[j] = E tr S_j / tr Sigma0
+    rowsum = [1 / n]  # sum_{k in pool} G[j][k] (pooled workflows)
+    total = 1 / n  # sum_{j,k in pool} G[j][k]
+    diag_sum, within_sum = diag[0], within[0]
+    a_out, b_out, p_out = [], [], []
+    for t in range(1, iterations + 1):
+        if workflow == REPLACE:
+            size, mean_sq = 1, diag[-1]
+            pop_cov = within[-1]  # s + G - 2 G + G for the one batch
+        else:
+            size = t
+            mean_sq = total / size**2
+            # (1/L) sum_j [s_j + G_jj - 2 cross_j + mean_sq] with sum_j cross_j = total / L
+            pop_cov = (within_sum + diag_sum) / size - mean_sq
+        big_n = size * n
+        if workflow == ACCUMULATE_SUBSAMPLE:
+            s2 = big_n / (big_n - 1) * pop_cov
+            a = mean_sq + s2 * (1 - n / big_n) / n
+            b = s2 if unb else (n - 1) / n * s2
+        else:
+            a = mean_sq
+            b = big_n / (big_n - 1) * pop_cov if unb else pop_cov
+        a_out.append(a)
+        b_out.append(b)
+        p_out.append(pop_cov)
+        g_tt = a + b / n
+        if workflow == REPLACE:
+            diag.append(g_tt)
+        else:
+            column = [rowsum[k] / size for k in range(t)]  # G[k][t] = E<pool mean, e_k>
+            for k in range(t):
+                rowsum[k] += column[k]
+            rowsum.append(sum(column) + g_tt)
+            total += 2 * sum(column) + g_tt
+            diag.append(g_tt)
+        within.append((n - 1) / n * b)
+        diag_sum += g_tt
+        within_sum += within[-1]
+    return a_out, b_out, p_out
+
+
+def _mp(digits=60):
+    """``mpf(1)`` of a private mpmath context with ``digits`` significant digits."""
+    ctx = mpmath.MPContext()
+    ctx.dps = digits
+    return ctx.mpf(1)
+
+
+def _rational(x):
+    return sp.Rational(x.numerator, x.denominator)
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS)
+@pytest.mark.parametrize("covariance", COVS)
+def test_running_gram_equals_literal_gram(workflow, covariance):
+    for n in (2, 5):
+        a, b = gram_moments(workflow, n, 10, covariance)
+        a_run, b_run, p_run = gram_moments_running(workflow, n, 10, covariance)
+        assert (a_run, b_run) == (a, b)
+        assert p_run[0] == Fraction(n - 1, n)  # the real batch's own spread
 
 
 @pytest.mark.parametrize("workflow", WORKFLOWS)
@@ -218,15 +300,13 @@ def test_replace_closed_forms_satisfy_one_step_recursions(covariance):
 
 @pytest.mark.parametrize("covariance", COVS)
 @pytest.mark.parametrize("n_value", [3, 7, 20])
-def test_replace_closed_forms_equal_exact_recursion(covariance, n_value):
+def test_replace_closed_forms_equal_gram_model(covariance, n_value):
     f = replace_closed_forms(covariance)
-    a, b = moment_sequences(REPLACE, n_value, 30, covariance)
+    a, b, _ = gram_moments_running(REPLACE, n_value, 30, covariance)
     for t_value in range(1, 31):
         sub = {gs.n: n_value, gs.t: t_value}
-        assert sp.Rational(a[t_value - 1].numerator, a[t_value - 1].denominator) == \
-            f[gs.MEAN_ERROR_RATIO].subs(sub)
-        assert sp.Rational(b[t_value - 1].numerator, b[t_value - 1].denominator) == \
-            f[COV_TRACE_RATIO].subs(sub)
+        assert _rational(a[t_value - 1]) == f[gs.MEAN_ERROR_RATIO].subs(sub)
+        assert _rational(b[t_value - 1]) == f[COV_TRACE_RATIO].subs(sub)
 
 
 @pytest.mark.parametrize("covariance", COVS)
@@ -247,8 +327,12 @@ def test_replace_det_logdet_nll_closed_forms_match_theory(covariance):
         q = r * (q + Fraction(dim, n_value))
         assert f[gs.MAHALANOBIS_MEAN].subs(sub) == sp.Rational(q.numerator, q.denominator)
         for key in (LOG_COV_DET_RATIO, TEST_NLL):
+            # Both against the Wishart facts written out in _textbook_replace (scipy
+            # digamma), not against each other.
+            expected = _textbook_replace(key, n_value, dim, t_value, sig2, covariance)
             value = float(sp.N(f[key].subs(sub).doit(), 20))
-            assert th[key][t_value - 1] == pytest.approx(value, rel=1e-12), key
+            assert value == pytest.approx(expected, rel=1e-12), key
+            assert th[key][t_value - 1] == pytest.approx(expected, rel=1e-12), key
 
 
 # --------------------------------------------------------------------------- symbolic n
@@ -256,35 +340,62 @@ def test_replace_det_logdet_nll_closed_forms_match_theory(covariance):
 
 @pytest.mark.parametrize("workflow", WORKFLOWS)
 @pytest.mark.parametrize("covariance", COVS)
-def test_symbolic_moments_at_integer_n_equal_exact(workflow, covariance):
+def test_symbolic_moments_at_integer_n_equal_gram_model(workflow, covariance):
     for t_value in (1, 2, 4):
         a_sym, b_sym = symbolic_moments(workflow, t_value, covariance)
         assert a_sym.free_symbols <= {gs.n} and b_sym.free_symbols <= {gs.n}
         for n_value in (2, 3, 7):
-            a, b = moment_sequences(workflow, n_value, t_value, covariance)
-            assert a_sym.subs(gs.n, n_value) == sp.Rational(a[-1].numerator, a[-1].denominator)
-            assert b_sym.subs(gs.n, n_value) == sp.Rational(b[-1].numerator, b[-1].denominator)
+            a, b = gram_moments(workflow, n_value, t_value, covariance)
+            assert a_sym.subs(gs.n, n_value) == _rational(a[-1])
+            assert b_sym.subs(gs.n, n_value) == _rational(b[-1])
 
 
 @pytest.mark.parametrize("workflow", [ACCUMULATE, ACCUMULATE_SUBSAMPLE])
 @pytest.mark.parametrize("covariance", COVS)
-def test_gamma_closed_forms_equal_exact_recursion(workflow, covariance):
+def test_gamma_closed_forms_equal_gram_model(workflow, covariance):
+    # The reference is the Gram-matrix model written above, which shares nothing with
+    # pool_coefficients (the subsample corrections are the textbook SRSWOR moments):
+    # the closed forms and moment_sequences both use pool_coefficients, so comparing
+    # them with each other could not catch an error there.
     b_form = formula(COV_TRACE_RATIO, workflow, covariance)
     a_form = formula(MEAN_SQ_ERROR, workflow, covariance) / (gs.d * gs.sigma2)
-    # The Gamma form of p_t agrees with sympy's own evaluation of the finite product.
-    ratio = gs.pool_trace_ratio(workflow, covariance).subs(gs.t, gs._k)
     for n_value in (2, 5):
-        a, b = moment_sequences(workflow, n_value, 7, covariance)
+        a, b, p = gram_moments_running(workflow, n_value, 7, covariance)
         for t_value in range(1, 8):
             sub = {gs.n: n_value, gs.t: t_value}
-            b_exact = sp.Rational(b[t_value - 1].numerator, b[t_value - 1].denominator)
-            a_exact = sp.Rational(a[t_value - 1].numerator, a[t_value - 1].denominator)
-            assert abs(sp.N(b_form.subs(sub).doit(), 30) - b_exact) < 1e-25
-            assert abs(sp.N(a_form.subs(sub).doit(), 30) - a_exact) < 1e-25
-            p_product = sp.Rational(n_value - 1, n_value) * sp.product(
-                ratio.subs(gs.n, n_value), (gs._k, 1, t_value - 1))
+            assert abs(sp.N(b_form.subs(sub).doit(), 30) - _rational(b[t_value - 1])) < 1e-25
+            assert abs(sp.N(a_form.subs(sub).doit(), 30) - _rational(a[t_value - 1])) < 1e-25
             p_gamma = gs.pool_trace(workflow, covariance, t_value).subs(gs.n, n_value)
-            assert abs(sp.N(p_gamma - p_product, 30)) < 1e-25
+            assert abs(sp.N(p_gamma, 30) - _rational(p[t_value - 1])) < 1e-25
+
+
+def test_gram_check_catches_planted_subsample_errors(monkeypatch):
+    # Negative control for the check above: two errors planted in the subsample
+    # coefficients (the factor N/(N-1) dropped from g, and (N-n)/(nN) for
+    # (N-n)/(n(N-1)) in h) must make the closed forms disagree with the Gram model,
+    # while the recursion that shares pool_coefficients agrees with the wrong forms.
+    from collapse.analysis import gaussian as gaussian_module
+
+    honest = gs.pool_coefficients
+
+    def planted(workflow, n, t, covariance=MLE, one=Fraction(1)):
+        g, h = honest(workflow, n, t, covariance, one)
+        if workflow == ACCUMULATE_SUBSAMPLE:
+            size, big_n = one * n, t * one * n
+            g, h = g * (big_n - 1) / big_n, (big_n - size) / (size * big_n)
+        return g, h
+
+    monkeypatch.setattr(gs, "pool_coefficients", planted)
+    monkeypatch.setattr(gaussian_module, "pool_coefficients", planted)
+    sub = {gs.n: 5, gs.t: 3}
+    b_wrong = sp.N(formula(COV_TRACE_RATIO, ACCUMULATE_SUBSAMPLE, UNBIASED).subs(sub).doit(), 30)
+    a_wrong = sp.N((formula(MEAN_SQ_ERROR, ACCUMULATE_SUBSAMPLE, UNBIASED)
+                    / (gs.d * gs.sigma2)).subs(sub).doit(), 30)
+    a, b, _ = gram_moments_running(ACCUMULATE_SUBSAMPLE, 5, 3, UNBIASED)
+    assert abs(b_wrong - _rational(b[2])) > 1e-3 and abs(a_wrong - _rational(a[2])) > 1e-4
+    a_shared, b_shared = moment_sequences(ACCUMULATE_SUBSAMPLE, 5, 3, UNBIASED)
+    assert abs(b_wrong - _rational(b_shared[2])) < 1e-25
+    assert abs(a_wrong - _rational(a_shared[2])) < 1e-25
 
 
 # --------------------------------------------------------------------------- known covariance
@@ -330,7 +441,7 @@ def test_accumulate_mle_limit_is_sine_product_with_rigorous_bracket():
     assert sp.simplify(lim["mean_error_ratio"] + lim[COV_TRACE_RATIO] - 1) == 0
     for n_value in (2, 3, 10, 50):
         b_inf = limit_values(ACCUMULATE, n_value, MLE)[COV_TRACE_RATIO]
-        _, b = moment_sequences(ACCUMULATE, n_value, 300, MLE)
+        _, b, _ = gram_moments_running(ACCUMULATE, n_value, 300, MLE, one=_mp())
         assert all(x > y for x, y in zip(b, b[1:]))  # strictly decreasing
         # b_t = prod_{k<=t}(1 - 1/(n k^2)) and prod_{k>t} >= 1 - sum_{k>t} 1/(n k^2) >= 1 - 1/(n t)
         for t_value in (10, 100, 300):
@@ -342,7 +453,7 @@ def test_accumulate_mle_limit_is_sine_product_with_rigorous_bracket():
 def test_accumulate_unbiased_limits_with_rigorous_bracket(n_value):
     vals = limit_values(ACCUMULATE, n_value, UNBIASED)
     big_t = 400
-    a, b = moment_sequences(ACCUMULATE, n_value, big_t, UNBIASED)
+    a, b, _ = gram_moments_running(ACCUMULATE, n_value, big_t, UNBIASED, one=_mp())
     assert all(x >= y for x, y in zip(b, b[1:]))  # non-increasing
     # b_t = prod_{k=2}^t (1 - 1/(k(kn-1))); the tail product is >= 1 - sum_{k>t} 1/(k(kn-1))
     # >= 1 - 1/((n-1) t)  (since k(kn-1) >= (n-1) k^2 and sum_{k>t} 1/k^2 <= 1/t).
@@ -362,7 +473,7 @@ def test_accumulate_unbiased_limits_with_rigorous_bracket(n_value):
 def test_accumulate_subsample_mle_limit_approached_monotonically(n_value):
     vals = limit_values(ACCUMULATE_SUBSAMPLE, n_value, MLE)
     assert vals["mean_error_ratio"] + vals[COV_TRACE_RATIO] == pytest.approx(1, abs=1e-15)
-    _, b = moment_sequences(ACCUMULATE_SUBSAMPLE, n_value, 400, MLE)
+    _, b, _ = gram_moments_running(ACCUMULATE_SUBSAMPLE, n_value, 400, MLE, one=_mp())
     gaps = [_as_float(x) - vals[COV_TRACE_RATIO] for x in b]
     assert all(g > 0 for g in gaps[1:])
     assert all(x > y for x, y in zip(gaps[1:], gaps[2:]))  # decreasing to the limit from above
@@ -377,7 +488,7 @@ def test_accumulate_subsample_unbiased_diverges_like_t_to_one_over_n(n_value):
     const, beta = gs.pool_trace_asymptotics(ACCUMULATE_SUBSAMPLE, UNBIASED)
     assert sp.simplify(beta - 1 / gs.n) == 0
     c = float(sp.N(const.subs(gs.n, n_value)))
-    _, b = moment_sequences(ACCUMULATE_SUBSAMPLE, n_value, 400, UNBIASED)
+    _, b, _ = gram_moments_running(ACCUMULATE_SUBSAMPLE, n_value, 400, UNBIASED, one=_mp())
     # b_t = g_t p_t with g_t -> 1, so b_t / t^(1/n) -> C; the relative error shrinks like 1/t.
     errs = [abs(_as_float(b[t - 1]) / t ** (1 / n_value) / c - 1) for t in (100, 200, 400)]
     assert errs[0] > errs[1] > errs[2] and errs[2] < 2e-2
@@ -404,7 +515,7 @@ def test_metric_presence_and_types():
         assert set(th.values) == expected
         assert all(len(v) == 5 and all(isinstance(x, float) for x in v)
                    for v in th.values.values())
-        a, _ = moment_sequences(w, 10, 5)
+        a, _ = gram_moments(w, 10, 5, MLE)
         assert th.values[MEAN_SQ_ERROR] == pytest.approx([2 * 3 * float(x) for x in a], rel=1e-14)
 
 
@@ -434,11 +545,13 @@ def test_long_runs_are_finite_or_signed_infinity_never_nan():
     assert any("float range" in note for note in th.notes)
 
 
-def test_high_precision_floats_match_exact_fractions():
+def test_long_runs_match_a_60_digit_gram_model():
+    # 200 iterations of the Gram model in 60-digit arithmetic: the theory's floats
+    # (50-digit recursion, then rounded) must agree to float precision.
     for w in WORKFLOWS:
         for cov in COVS:
             th = gaussian_theory(w, n=3, dim=1, iterations=200, covariance=cov)
-            a, b = moment_sequences(w, 3, 200, cov)
+            a, b, _ = gram_moments_running(w, 3, 200, cov, one=_mp())
             assert th.values[MEAN_SQ_ERROR] == pytest.approx([float(x) for x in a], rel=1e-14)
             assert th.values[COV_TRACE_RATIO] == pytest.approx([float(x) for x in b], rel=1e-14)
 
@@ -456,15 +569,70 @@ def test_bad_inputs_raise_value_error(kwargs):
         gaussian_theory("recycle", n=5, dim=1, iterations=3)
 
 
-def test_formula_entry_point():
+def _textbook_replace(metric, n, dim, t, sigma2, covariance):
+    """Replace expectations from one-step Wishart facts, written out here (scipy digamma)."""
+    nu = n if covariance == MLE else n - 1
+    c = (n - 1) / nu
+    r = nu / (n - dim - 2)
+    drift = sum(special.digamma((n - i) / 2) + math.log(2 / nu) for i in range(1, dim + 1))
+    q = 0.0
+    for _ in range(t):
+        q = r * (q + dim / n)
+    values = {
+        MEAN_SQ_ERROR: dim * sigma2 * sum(c**k for k in range(t)) / n,
+        gs.MEAN_ERROR_RATIO: sum(c**k for k in range(t)) / n,
+        COV_TRACE_RATIO: c**t,
+        COV_DET_RATIO: math.prod((n - i) / nu for i in range(1, dim + 1)) ** t,
+        LOG_COV_DET_RATIO: t * drift,
+        gs.INV_COV_TRACE: dim * r**t,
+        gs.MAHALANOBIS_MEAN: q,
+        TEST_NLL: 0.5 * (dim * math.log(2 * math.pi * sigma2) + t * drift + dim * r**t + q),
+    }
+    return values[metric]
+
+
+@pytest.mark.parametrize("covariance", COVS)
+def test_formula_entry_point_values(covariance):
+    # Every formula is evaluated at numbers and checked against an independent value:
+    # replace against the Wishart facts written out above, the pooled workflows against
+    # the Gram model; its LaTeX must show every symbol it depends on.
+    n_value, dim, sig2 = 9, 3, 1.5
     for w in WORKFLOWS:
-        for cov in COVS:
-            for metric in GAUSSIAN_METRICS:
-                if w == REPLACE or metric in (MEAN_SQ_ERROR, COV_TRACE_RATIO):
-                    assert isinstance(sp.latex(formula(metric, w, cov)), str)
+        metrics = (list(GAUSSIAN_METRICS) + [gs.MEAN_ERROR_RATIO, gs.INV_COV_TRACE,
+                                             gs.MAHALANOBIS_MEAN]
+                   if w == REPLACE else [MEAN_SQ_ERROR, COV_TRACE_RATIO, gs.MEAN_ERROR_RATIO])
+        a, b, _ = gram_moments_running(w, n_value, 3, covariance)
+        for metric in metrics:
+            expr = formula(metric, w, covariance)
+            assert expr.free_symbols <= {gs.n, gs.d, gs.t, gs.sigma2}
+            latex = sp.latex(expr)
+            assert all(sp.latex(symbol) in latex for symbol in expr.free_symbols)
+            for t_value in (1, 3):
+                sub = {gs.n: n_value, gs.d: dim, gs.t: t_value, gs.sigma2: sp.Rational(3, 2)}
+                value = float(sp.N(expr.subs(sub).doit(), 30))
+                if w == REPLACE:
+                    expected = _textbook_replace(metric, n_value, dim, t_value, sig2, covariance)
                 else:
-                    with pytest.raises(ValueError):
-                        formula(metric, w, cov)
+                    ratio = {MEAN_SQ_ERROR: dim * sig2 * a[t_value - 1],
+                             gs.MEAN_ERROR_RATIO: a[t_value - 1],
+                             COV_TRACE_RATIO: b[t_value - 1]}
+                    expected = float(ratio[metric])
+                assert value == pytest.approx(expected, rel=1e-12), (w, metric, t_value)
+    # Negative control of the same comparison: the other divisor's replace forms differ.
+    other = UNBIASED if covariance == MLE else MLE
+    for metric in (COV_TRACE_RATIO, TEST_NLL):
+        sub = {gs.n: n_value, gs.d: dim, gs.t: 3, gs.sigma2: sp.Rational(3, 2)}
+        value = float(sp.N(formula(metric, REPLACE, other).subs(sub).doit(), 30))
+        assert value != pytest.approx(_textbook_replace(metric, n_value, dim, 3, sig2, covariance),
+                                      rel=1e-3)
+
+
+def test_formula_refuses_metrics_without_exact_theory():
+    for w in (ACCUMULATE, ACCUMULATE_SUBSAMPLE):
+        for cov in COVS:
+            for metric in (COV_DET_RATIO, LOG_COV_DET_RATIO, TEST_NLL, gs.INV_COV_TRACE):
+                with pytest.raises(ValueError, match=metric):
+                    formula(metric, w, cov)
 
 
 # --------------------------------------------------------------------------- Monte Carlo

@@ -29,8 +29,6 @@ from collapse.analysis.vocabulary import (
 )
 from collapse.simulate import kde
 from collapse.simulate.datasets import (
-    CIRCLES_FACTOR,
-    SKLEARN_NOISE,
     TRUTHS,
     circles_design,
     make_truth_sampler,
@@ -319,17 +317,26 @@ def test_accumulating_blur_grows_like_harmonic_numbers(workflow):
 
 @pytest.mark.parametrize("truth", TRUTHS)
 @pytest.mark.parametrize("bandwidth", [0.05, "scott", "silverman"])
-def test_test_nll_finite_for_every_truth_and_bandwidth(truth, bandwidth):
+def test_test_nll_finite_and_right_for_every_truth_and_bandwidth(truth, bandwidth):
+    # At h = 0.05 most held-out kernels underflow: the values must be finite *and* equal
+    # to the direct logsumexp on the engine's own training sets and held-out points.
     dim = truth_dim(truth) or 2
     for workflow in WORKFLOWS:
-        out = simulate_kde(workflow, n=8, iterations=3, replicates=3, truth=truth, dim=dim,
-                           bandwidth=bandwidth, heldout=50, seed=2)
+        out, sets, bandwidths, heldout = run_observed(
+            workflow, n=8, iterations=3, replicates=3, truth=truth, dim=dim,
+            bandwidth=bandwidth, heldout=50, seed=2)
         assert out[TEST_NLL].shape == (3, 3)
         assert np.all(np.isfinite(out[TEST_NLL]))
+        for t in range(1, 4):
+            np.testing.assert_allclose(out[TEST_NLL][:, t - 1],
+                                       brute_nll(sets[t], heldout, bandwidths[t]), rtol=1e-10)
         has_mixture = truth in ("gaussian", "blobs")
         assert (MISE in out) == has_mixture
         if has_mixture:
-            assert np.all(np.isfinite(out[MISE])) and np.all(out[MISE] > 0)
+            mixture = gaussian_truth(dim) if truth == "gaussian" else blobs_truth()
+            for t in range(1, 4):
+                np.testing.assert_allclose(out[MISE][:, t - 1],
+                                           brute_mise(sets[t], bandwidths[t], mixture), rtol=1e-9)
 
 
 @pytest.mark.parametrize("workflow", WORKFLOWS)
@@ -357,11 +364,19 @@ def test_iteration_one_is_identical_across_workflows():
             assert not np.array_equal(out[key][:, 1:], outs[0][key][:, 1:])
 
 
-def test_result_shapes_and_dtypes():
-    out = simulate_kde(ACCUMULATE, n=5, iterations=7, replicates=18, truth="blobs", dim=2, heldout=10)
+def test_result_shapes_dtypes_and_values():
+    out, sets, bandwidths, heldout = run_observed(ACCUMULATE, n=5, iterations=7, replicates=18,
+                                                  truth="blobs", dim=2, heldout=10)
     assert set(out) == {MISE, TEST_NLL}
     for value in out.values():
         assert value.shape == (18, 7) and value.dtype == np.float64
+    # Row r, column t-1 is replicate r's model t: check the layout against brute force.
+    for t in (1, 4, 7):
+        assert sets[t].shape == (18, 5 * t, 2)
+        np.testing.assert_allclose(out[MISE][:, t - 1], brute_mise(sets[t], bandwidths[t],
+                                                                   blobs_truth()), rtol=1e-9)
+        np.testing.assert_allclose(out[TEST_NLL][:, t - 1],
+                                   brute_nll(sets[t], heldout, bandwidths[t]), rtol=1e-10)
 
 
 # --------------------------------------------------------------------------- bandwidth rules
@@ -407,7 +422,7 @@ def test_circles_design_lies_on_two_circles():
     pts = circles_design(11)
     outer, inner = pts[:5], pts[5:]
     np.testing.assert_allclose(np.hypot(*outer.T), 1.0, atol=1e-12)
-    np.testing.assert_allclose(np.hypot(*inner.T), CIRCLES_FACTOR, atol=1e-12)
+    np.testing.assert_allclose(np.hypot(*inner.T), 0.8, atol=1e-12)  # sklearn's default factor
     angles = np.mod(np.arctan2(inner[:, 1], inner[:, 0]), 2 * np.pi)
     np.testing.assert_allclose(np.sort(angles), np.arange(6) * 2 * np.pi / 6, atol=1e-12)
 
@@ -421,7 +436,7 @@ def test_swiss_roll_geometry():
     np.testing.assert_allclose(pts[:, 1], 21 * u[::-1])
 
 
-@pytest.mark.parametrize("name, radii", [("circles", (1.0, CIRCLES_FACTOR))])
+@pytest.mark.parametrize("name, radii", [("circles", (1.0, 0.8))])
 def test_sampled_circles_have_the_stated_noise(name, radii):
     sampler = make_truth_sampler(name)
     pts = sampler.sample(np.random.default_rng(0), (50, 1000))
@@ -430,8 +445,9 @@ def test_sampled_circles_have_the_stated_noise(name, radii):
     resid = np.where(r > 0.9, r - radii[0], r - radii[1])
     # radial residual of isotropic N(0, s^2 I) noise around a circle of radius >= 0.8 is
     # N(0, s^2) up to O(s^2 / radius) curvature terms (< 4% of s here)
-    assert abs(resid.std() / SKLEARN_NOISE - 1) < 0.05
-    assert abs(resid.std() / (2 * SKLEARN_NOISE) - 1) > 0.3  # negative control
+    noise = 0.05  # the paper's (and the documentation's) noise level
+    assert abs(resid.std() / noise - 1) < 0.05
+    assert abs(resid.std() / (2 * noise) - 1) > 0.3  # negative control
 
 
 def test_blobs_sampler_draws_the_documented_mixture():

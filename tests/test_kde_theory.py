@@ -1,12 +1,16 @@
 """Checks of the exact KDE theory (analysis.kde, analysis.kde_lineage, analysis.kde_pairs).
 
 Every reference value here is computed independently of the code under test:
-lineage laws from their defining recursions and sympy's Stirling numbers; pair laws
-by brute-force enumeration of every genealogy (exact Fractions) and by vectorised
-simulation of genealogies; the t = 1 MISE from the textbook integrated variance +
-squared bias, integrated by sympy; the expected MISE at t >= 2 by enumerating
-genealogies, writing the joint Gaussian law of the training points down directly and
-integrating E[(p_hat - p0)^2] over x numerically on a grid.
+lineage laws (exact, symbolic and float tables) from their defining batch-mixture
+recursion, sympy's Stirling numbers and the rising factorial; pair laws (exact,
+symbolic and the float table) by brute-force enumeration of every genealogy (exact
+Fractions) and by vectorised simulation of genealogies, never against the exact
+dynamic programme whose structure they share; the t = 1 MISE from the textbook
+integrated variance + squared bias, integrated by sympy; the expected MISE at
+t >= 2, its sympy form and the command-line adapter by enumerating genealogies,
+writing the joint Gaussian law of the training points down directly and integrating
+E[(p_hat - p0)^2] over x numerically on a grid; the replace limit from the
+geometric coalescence law and Gaussian overlaps written out in the test.
 
 Monte Carlo checks use fixed seeds, a chi-square goodness-of-fit test at false-alarm
 rate ALPHA = 1e-3, and a negative control (a deliberately wrong law that the same
@@ -15,6 +19,7 @@ check must reject).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections import Counter
@@ -108,6 +113,7 @@ def _path(point, parent) -> list:
     return out
 
 
+@functools.lru_cache(maxsize=None)
 def _enumerated_laws(workflow: str, n: int, t: int, pair_key, point_key=None):
     """Exact laws, over all genealogies, of pair_key(path_a, path_b) for a uniform ordered
     pair of distinct points of D_t and of point_key(path) for a uniform point of D_t."""
@@ -180,16 +186,26 @@ def _chisquare_pvalue(observed: dict, law: dict, total: int) -> float:
 # single lineage: Stirling law
 
 
-def _law_from_batch_mixture(t: int) -> dict[int, Fraction]:
-    """P_t(k) = (1/t) sum_{j<t} P_j(k-1): the parent's batch is uniform on 0..t-1."""
+@functools.lru_cache(maxsize=None)
+def _laws_from_batch_mixture(T: int) -> tuple[dict[int, Fraction], ...]:
+    """``P_0..P_T`` with P_t(k) = (1/t) sum_{j<t} P_j(k-1): the parent's batch is uniform on 0..t-1.
+
+    The law of the number of kernel steps from a point drawn from model ``t`` back to
+    its real ancestor, built directly from the pooled workflows' definition (model
+    ``t`` is fitted on batches ``0..t-1`` in equal parts).
+    """
     laws = [{0: Fraction(1)}]
-    for m in range(1, t + 1):
+    for m in range(1, T + 1):
         law: dict[int, Fraction] = {}
         for j in range(m):
             for k, p in laws[j].items():
                 law[k + 1] = law.get(k + 1, Fraction(0)) + p / m
         laws.append(law)
-    return laws[t]
+    return tuple(laws)
+
+
+def _law_from_batch_mixture(t: int) -> dict[int, Fraction]:
+    return _laws_from_batch_mixture(t)[t]
 
 
 @pytest.mark.parametrize("workflow", POOLED)
@@ -207,22 +223,31 @@ def test_lineage_law_satisfies_its_recursions(workflow):
 
 @pytest.mark.parametrize("workflow", POOLED)
 def test_lineage_law_is_stirling_with_harmonic_mean(workflow):
+    # References: the batch-mixture recursion above, sympy's unsigned Stirling numbers
+    # of the first kind, the rising factorial z (z+1) ... (z+t-1) / t! (their generating
+    # function) and the harmonic numbers H_t, H_t^(2).
+    from sympy.functions.combinatorial.numbers import stirling
+
     z = sympy.Symbol("z")
     for t in range(1, 11):
         law = lineage_law(workflow, t)
-        symbolic = lineage_law_symbolic(workflow, t)
-        assert {k: sympy.Rational(p.numerator, p.denominator) for k, p in law.items()} == symbolic
-        mean = sum(k * p for k, p in law.items())
-        second = sum(k * k * p for k, p in law.items())
+        reference = _law_from_batch_mixture(t)
+        assert law == reference
+        assert law == {k: Fraction(int(stirling(t, k, kind=1, signed=False)), math.factorial(t))
+                       for k in range(1, t + 1)}
+        assert lineage_law_symbolic(workflow, t) == \
+            {k: sympy.Rational(p.numerator, p.denominator) for k, p in reference.items()}
+        mean = sum(k * p for k, p in reference.items())
+        variance = sum(k * k * p for k, p in reference.items()) - mean**2
         assert sympy.Rational(mean.numerator, mean.denominator) == sympy.harmonic(t)
-        assert sympy.Rational(mean.numerator, mean.denominator) == lineage_mean_symbolic(workflow, t)
-        variance = second - mean**2
         assert sympy.Rational(variance.numerator, variance.denominator) == \
-            sympy.nsimplify(lineage_variance_symbolic(workflow, t))
+            sympy.harmonic(t) - sympy.harmonic(t, 2)
+        assert lineage_mean_symbolic(workflow, t) == sympy.harmonic(t)
+        assert sympy.simplify(lineage_variance_symbolic(workflow, t)
+                              - (sympy.harmonic(t) - sympy.harmonic(t, 2))) == 0
+        rising = sympy.prod([z + i for i in range(t)]) / sympy.factorial(t)
         pgf = lineage_pgf_symbolic(workflow, t, z)
-        assert sympy.expand(sympy.expand_func(pgf) - sum(sympy.Rational(p.numerator, p.denominator) * z**k
-                                                         for k, p in law.items())) == 0
-        assert sympy.simplify(sympy.diff(sympy.expand_func(pgf), z).subs(z, 1) - sympy.harmonic(t)) == 0
+        assert sympy.expand(sympy.expand_func(pgf) - rising) == 0
 
 
 def test_replace_lineage_and_data_point_laws():
@@ -233,17 +258,19 @@ def test_replace_lineage_and_data_point_laws():
 
 
 @pytest.mark.parametrize("workflow", POOLED)
-def test_data_point_law_is_lineage_law_shifted(workflow):
-    for t in range(1, 10):
-        shifted = {k - 1: p for k, p in lineage_law(workflow, t).items()}
-        assert data_point_law(workflow, t) == shifted
+def test_data_point_law_and_tables_match_the_batch_mixture(workflow):
+    # A point of D_t is a point drawn from a model fitted on batches 0..t-2 or a real
+    # one: its steps are those of the lineage law of t, minus the final draw.
     T = 60
+    laws = _laws_from_batch_mixture(T)
+    for t in range(1, 10):
+        assert data_point_law(workflow, t) == {k - 1: p for k, p in laws[t].items()}
     tables = (lineage_law_table(workflow, T), lineage_law_table(workflow, T, data_point=True))
     for t in range(1, T + 1):
-        for table, law in zip(tables, (lineage_law(workflow, t), data_point_law(workflow, t))):
+        for table, shift in zip(tables, (0, 1)):
             exact = np.zeros(T + 1)
-            for k, p in law.items():
-                exact[k] = float(p)
+            for k, p in laws[t].items():
+                exact[k - shift] = float(p)
             np.testing.assert_allclose(table[t - 1], exact, rtol=0, atol=1e-14)
 
 
@@ -285,10 +312,8 @@ def test_pair_law_equals_brute_force_enumeration(workflow, n, t):
     assert data_point_law(workflow, t) == brute_points
 
 
-@pytest.mark.parametrize("workflow", WORKFLOWS)
-def test_pair_law_against_simulated_genealogies(workflow):
-    n, t, reps = 5, 6, 100_000
-    rng = np.random.default_rng(np.random.SeedSequence([777, WORKFLOWS.index(workflow)]))
+def _simulated_pair_counts(workflow: str, n: int, t: int, reps: int, rng: np.random.Generator):
+    """Counter of (coalesced, S) over ``reps`` literal genealogies, one distinct pair of D_t each."""
     parent, D = _simulate_genealogies(workflow, n, t - 1, reps, rng)
     m = D.shape[1]
     rows = np.arange(reps)
@@ -304,7 +329,14 @@ def test_pair_law_against_simulated_genealogies(workflow):
         a[move_a] = parent[rows[move_a], a[move_a]]
         b[move_b] = parent[rows[move_b], b[move_b]]
         steps += active
-    observed = Counter(zip((a == b).tolist(), steps.tolist()))
+    return Counter(zip((a == b).tolist(), steps.tolist()))
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS)
+def test_pair_law_against_simulated_genealogies(workflow):
+    n, t, reps = 5, 6, 100_000
+    rng = np.random.default_rng(np.random.SeedSequence([777, WORKFLOWS.index(workflow)]))
+    observed = _simulated_pair_counts(workflow, n, t, reps, rng)
     assert _chisquare_pvalue(observed, pair_law(workflow, n, t), reps) > ALPHA
     # Negative control: the other pooled workflow's law (and replace's for replace).
     wrong = {REPLACE: pair_law(ACCUMULATE_SUBSAMPLE, n, t),
@@ -313,32 +345,67 @@ def test_pair_law_against_simulated_genealogies(workflow):
     assert _chisquare_pvalue(observed, wrong, reps) < ALPHA
 
 
+def _table_law(table, t: int) -> dict:
+    """Row ``t`` of a :class:`PairLawTable` as ``{(coalesced, S): probability}``."""
+    law = {}
+    for coalesced, rows in ((True, table.coalesced), (False, table.distinct)):
+        for steps, p in enumerate(rows[t - 1]):
+            if p != 0:
+                law[(coalesced, steps)] = float(p)
+    return law
+
+
 @pytest.mark.parametrize("workflow", WORKFLOWS)
-@pytest.mark.parametrize("n", [2, 3, 7])
-def test_float_pair_table_matches_exact_dp(workflow, n):
-    T = 8
+@pytest.mark.parametrize("n,T", [(2, 4), (3, 3)])
+def test_float_pair_table_equals_brute_force_enumeration(workflow, n, T):
+    # Reference: every genealogy enumerated (not the exact dynamic programme, whose
+    # structure the float table shares).
     table = pair_law_table(workflow, n, T)
     for t in range(1, T + 1):
-        exact = np.zeros((2, 2 * T - 1))
-        for (coalesced, steps), p in pair_law(workflow, n, t).items():
-            exact[int(coalesced), steps] = float(p)
-        np.testing.assert_allclose(table.coalesced[t - 1], exact[1], rtol=0, atol=1e-12)
-        np.testing.assert_allclose(table.distinct[t - 1], exact[0], rtol=0, atol=1e-12)
+        brute = _enumerated_laws(workflow, n, t, _coalescence_key)[0]
+        got = _table_law(table, t)
+        assert set(got) <= set(brute)
+        for key, p in brute.items():
+            assert got.get(key, 0.0) == pytest.approx(float(p), rel=0, abs=1e-12), key
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS)
+def test_float_pair_table_against_simulated_genealogies(workflow):
+    # Beyond brute-force reach (n = 7, t = 8): literal simulated genealogies, chi-square
+    # at ALPHA; negative control: the other pooled workflow's row (or replace's
+    # accumulate-subsample row), which the same test must reject.
+    n, T, reps = 7, 8, 100_000
+    rng = np.random.default_rng(np.random.SeedSequence([4242, WORKFLOWS.index(workflow)]))
+    observed = _simulated_pair_counts(workflow, n, T, reps, rng)
+    assert _chisquare_pvalue(observed, _table_law(pair_law_table(workflow, n, T), T), reps) > ALPHA
+    other = {REPLACE: ACCUMULATE_SUBSAMPLE, ACCUMULATE: ACCUMULATE_SUBSAMPLE,
+             ACCUMULATE_SUBSAMPLE: ACCUMULATE}[workflow]
+    wrong = _table_law(pair_law_table(other, n, T), T)
+    assert _chisquare_pvalue(observed, wrong, reps) < ALPHA
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS)
+def test_large_float_pair_table_is_a_probability_law(workflow):
     big = pair_law_table(workflow, 1000, 100)
     np.testing.assert_allclose(big.coalesced.sum(1) + big.distinct.sum(1), 1.0, atol=1e-12)
     assert big.coalesced.min() >= 0 and big.distinct.min() >= 0
+    # Replace: the pair has not coalesced within t - 1 generations with probability
+    # (1 - 1/n)^(t-1) (each generation back, the two parents coincide with prob. 1/n).
+    if workflow == REPLACE:
+        expected = (1 - 1 / 1000) ** np.arange(100)
+        np.testing.assert_allclose(big.distinct.sum(1), expected, rtol=1e-12)
 
 
 @pytest.mark.parametrize("workflow", WORKFLOWS)
-def test_symbolic_pair_law_matches_fractions(workflow):
+def test_symbolic_pair_law_matches_brute_force(workflow):
     n = sympy.Symbol("n", positive=True, integer=True)
     for t in (1, 2, 3):
         law = pair_law_symbolic(workflow, t, n)
         assert sympy.simplify(sum(law.values()) - 1) == 0
-        for value in (2, 3, 5):
-            exact = pair_law(workflow, value, t)
+        for value in (2, 3):
+            brute = _enumerated_laws(workflow, value, t, _coalescence_key)[0]
             assert {k: v.subs(n, value) for k, v in law.items() if v.subs(n, value) != 0} == \
-                {k: sympy.Rational(p.numerator, p.denominator) for k, p in exact.items()}
+                {k: sympy.Rational(p.numerator, p.denominator) for k, p in brute.items()}
 
 
 # ---------------------------------------------------------------------------
@@ -382,16 +449,6 @@ def test_t1_mise_equals_textbook_formula(dim):
         numeric = expected_mise(workflow, n=7, bandwidth=0.6, iterations=1,
                                 truth=gaussian_truth(dim, 1.25))[0]
         assert numeric == pytest.approx(float(textbook.subs(values)), rel=1e-12)
-
-
-@pytest.mark.parametrize("workflow", WORKFLOWS)
-@pytest.mark.parametrize("dim", [1, 2, 3])
-def test_symbolic_mise_matches_numeric(workflow, dim):
-    numeric = expected_mise(workflow, n=5, bandwidth=0.4, iterations=3, truth=gaussian_truth(dim, 1.3))
-    for t in (1, 2, 3):
-        value = symbolic_mise(workflow, t, dim).subs(
-            {N_SYMBOL: 5, H_SYMBOL: sympy.Rational(2, 5), SIGMA0_SYMBOL: sympy.Rational(13, 10)})
-        assert numeric[t - 1] == pytest.approx(float(value), rel=1e-12)
 
 
 def _covariance_key(pa: list, pb: list) -> tuple[bool, int, int, int]:
@@ -459,34 +516,70 @@ GRID_CASES = [
 ]
 
 
+GRID_IDS = ["gauss-d1", "blobs-d2", "gauss-d3"]
+
+
+@functools.lru_cache(maxsize=None)
+def _grid_reference(workflow: str, case: int, t: int) -> float:
+    """:func:`_mise_by_grid_integration` for ``GRID_CASES[case]``, n = 2 (cached: several
+    tests share these references)."""
+    truth, h, axes = GRID_CASES[case]
+    return _mise_by_grid_integration(workflow, 2, t, h, truth, axes)
+
+
+def _grid_iterations(case: int) -> int:
+    return 3 if GRID_CASES[case][0].dim == 1 else 2
+
+
 @pytest.mark.parametrize("workflow", WORKFLOWS)
-@pytest.mark.parametrize("case", range(len(GRID_CASES)), ids=["gauss-d1", "blobs-d2", "gauss-d3"])
+@pytest.mark.parametrize("case", range(len(GRID_CASES)), ids=GRID_IDS)
 def test_expected_mise_against_grid_integration_of_enumerated_genealogies(workflow, case):
     truth, h, axes = GRID_CASES[case]
-    iterations = 3 if truth.dim == 1 else 2
+    iterations = _grid_iterations(case)
     theory = expected_mise(workflow, n=2, bandwidth=h, iterations=iterations, truth=truth)
     for t in range(1, iterations + 1):
-        reference = _mise_by_grid_integration(workflow, 2, t, h, truth, axes)
+        reference = _grid_reference(workflow, case, t)
         assert theory[t - 1] == pytest.approx(reference, rel=1e-9)
     # Negative control: the same check must tell accumulate and accumulate-subsample apart
     # (at t = 2 they differ only through |D_t| and which pairs are drawn).
     other = {REPLACE: ACCUMULATE, ACCUMULATE: ACCUMULATE_SUBSAMPLE,
              ACCUMULATE_SUBSAMPLE: ACCUMULATE}[workflow]
     wrong = expected_mise(other, n=2, bandwidth=h, iterations=2, truth=truth)[1]
-    reference = _mise_by_grid_integration(workflow, 2, 2, h, truth, axes)
+    reference = _grid_reference(workflow, case, 2)
     assert abs(wrong - reference) > 1e-4 * reference
 
 
-def test_kde_theory_adapter():
-    truth = blobs_truth()
+@pytest.mark.parametrize("workflow", WORKFLOWS)
+@pytest.mark.parametrize("case", [0, 2], ids=["gauss-d1", "gauss-d3"])
+def test_symbolic_mise_against_grid_integration(workflow, case):
+    # The sympy form at n = 2, against the enumerated-genealogy grid integral (not
+    # against expected_mise, which shares the pair laws' recursion).
+    truth, h, _ = GRID_CASES[case]
+    sigma0 = float(truth.arrays()[2][0])
+    for t in range(1, _grid_iterations(case) + 1):
+        value = symbolic_mise(workflow, t, truth.dim).subs(
+            {N_SYMBOL: 2, H_SYMBOL: sympy.Float(h, 30), SIGMA0_SYMBOL: sympy.Float(sigma0, 30)})
+        assert float(value) == pytest.approx(_grid_reference(workflow, case, t), rel=1e-9)
+    # Negative control: the same comparison with the bandwidth 5% off fails.
+    wrong = symbolic_mise(workflow, 1, truth.dim).subs(
+        {N_SYMBOL: 2, H_SYMBOL: 1.05 * h, SIGMA0_SYMBOL: sigma0})
+    assert float(wrong) != pytest.approx(_grid_reference(workflow, case, 1), rel=1e-3)
+
+
+@pytest.mark.parametrize("case", [0, 1], ids=["gauss-d1", "blobs-d2"])
+def test_kde_theory_adapter(case):
+    truth, h, _ = GRID_CASES[case]
+    iterations = _grid_iterations(case)
     for workflow in WORKFLOWS:
-        result = kde_theory(workflow, n=10, bandwidth=0.5, iterations=12, truth=truth)
+        result = kde_theory(workflow, n=2, bandwidth=h, iterations=iterations, truth=truth)
         assert isinstance(result, KDETheory)
         assert set(result.values) == {MISE} and TEST_NLL not in result.values
-        assert result.values[MISE] == tuple(expected_mise(workflow, n=10, bandwidth=0.5,
-                                                          iterations=12, truth=truth))
-        assert (result.truth_name, result.dim, result.iterations) == ("blobs", 2, 12)
-        assert all(np.isfinite(result.values[MISE])) and min(result.values[MISE]) > 0
+        assert (result.workflow, result.n, result.bandwidth) == (workflow, 2, h)
+        assert (result.truth_name, result.dim, result.iterations) == \
+            (truth.name, truth.dim, iterations)
+        reference = [_grid_reference(workflow, case, t) for t in range(1, iterations + 1)]
+        assert result.values[MISE] == pytest.approx(reference, rel=1e-9)
+        assert any(MISE in note for note in result.notes)
 
 
 # ---------------------------------------------------------------------------
@@ -527,23 +620,40 @@ def test_expected_density_is_truth_plus_blur(workflow):
     np.testing.assert_allclose(w @ m, w0 @ m0, atol=1e-12)
     second = w @ (m**2) + w @ s**2  # per-coordinate second moments
     second0 = w0 @ (m0**2) + w0 @ s0**2
-    blur = expected_density_variance(workflow, t, h).blur_variance
-    np.testing.assert_allclose(second - second0, blur, rtol=1e-12)
+    # A point drawn from model t has made t kernel steps (replace) or H_t on average
+    # (pooled: the mean of the Stirling lineage law), each adding h^2 per coordinate.
+    steps = t if workflow == REPLACE else float(sympy.harmonic(t))
+    np.testing.assert_allclose(second - second0, steps * h * h, rtol=1e-12)
 
 
 @pytest.mark.parametrize("dim", [1, 2, 3])
 def test_replace_long_run_limit(dim):
-    n, h, T = 5, 0.5, 300
-    truth = gaussian_truth(dim, 1.0)
+    n, h, T, sigma0 = 5, 0.5, 300, 1.0
+    truth = gaussian_truth(dim, sigma0)
     mise = np.array(expected_mise(REPLACE, n=n, bandwidth=h, iterations=T, truth=truth))
-    # The coalescence law converges geometrically ((4/5)^299 ~ 1e-29), so the
-    # square term must equal its stationary value; the cross term is Omega(t h^2).
-    limit = replace_mise_limit(n=n, bandwidth=h, truth=truth)
-    cross = truth_overlap(truth, T * h * h)[0]
-    assert mise[-1] == pytest.approx(limit - 2 * cross, rel=1e-12)
-    assert replace_stationary_square(n=n, bandwidth=h, dim=dim) == \
-        pytest.approx(limit - truth_overlap(truth, 0.0)[0], rel=1e-15)
-    assert np.all(np.diff(mise) > 0) and mise[-1] > truth_overlap(truth, 0.0)[0]
+    # References written out here.  Under replace two distinct points of D_t have
+    # parents in the same batch of n points: they coincide j generations back with
+    # probability (1/n)(1-1/n)^(j-1), and are then 2j kernel steps apart, so
+    # E int p_hat^2 -> (4 pi h^2)^(-d/2) [1/n + (1-1/n) sum_j (1/n)(1-1/n)^(j-1) (j+1)^(-d/2)]
+    # (the rest, (1-1/n)^(t-1) ~ 1e-29 at t = 300, is negligible).  A point of D_t made
+    # t - 1 steps, so E int p_hat p0 = Omega(t h^2) with the Gaussian overlap
+    # Omega(v) = (2 pi (2 sigma0^2 + v))^(-d/2), and int p0^2 = Omega(0).
+    q = 1 - 1 / n
+    j = np.arange(1, 5000)
+    square = (4 * math.pi * h * h) ** (-dim / 2) * (1 / n + q * np.sum(q ** (j - 1.0) / n
+                                                                       * (j + 1.0) ** (-dim / 2)))
+
+    def omega(v):
+        return (2 * math.pi * (2 * sigma0**2 + v)) ** (-dim / 2)
+
+    assert mise[-1] == pytest.approx(square - 2 * omega(T * h * h) + omega(0.0), rel=1e-12)
+    assert replace_stationary_square(n=n, bandwidth=h, dim=dim) == pytest.approx(square, rel=1e-13)
+    assert replace_mise_limit(n=n, bandwidth=h, truth=truth) == \
+        pytest.approx(square + omega(0.0), rel=1e-13)
+    assert truth_overlap(truth, [0.0, T * h * h]) == pytest.approx([omega(0.0), omega(T * h * h)],
+                                                                   rel=1e-13)
+    # The collapsed model is worse than the zero function, whose ISE is int p0^2.
+    assert np.all(np.diff(mise) > 0) and mise[-1] > omega(0.0)
 
 
 def test_bad_input_is_rejected_with_the_parameter_named():

@@ -2,7 +2,10 @@
 
 Calibration checks use synthetic replicates whose true mean is known exactly, so
 they test the machinery alone; the settings' own Monte Carlo agreement is tested
-in the setting-specific files.
+in the setting-specific files.  Reference values come from numpy, scipy's Student
+and normal laws, or simulation of the statistic itself; every calibration check has
+a negative control at an error it is meant to detect (a few percent), and small
+replicate counts are covered by ``tests/test_compare_calibration.py``.
 """
 
 import gc
@@ -10,6 +13,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats as sps
 
 from collapse.simulate.stats import (
     DIVERGES,
@@ -35,15 +39,15 @@ def test_summarize_matches_numpy_and_handles_constants_and_infinities():
     assert not np.isnan(s.mean).any() and not np.isnan(s.sem).any()
 
 
-def _normal_case(seed, shift=0.0, reps=400, iters=20):
+def _normal_case(seed, scale=1.0, reps=400, iters=20):
     rng = np.random.default_rng(seed)
     mu = np.linspace(1.0, 3.0, iters)
     x = mu + rng.normal(size=(reps, iters))
-    theory = {"replace": {"m": tuple(mu + shift)}}
+    theory = {"replace": {"m": tuple(mu * scale)}}
     return theory, {"replace": {"m": x}}
 
 
-def test_false_alarm_rate_is_at_most_alpha(monkeypatch):
+def test_false_alarm_rate_is_at_most_alpha_and_a_5_percent_error_is_caught(monkeypatch):
     # statsmodels' multipletests runs gc.collect() on every call, which costs ~0.2 s in
     # a large test process; the collection is irrelevant to the statistics.
     monkeypatch.setattr(gc, "collect", lambda *args, **kwargs: 0)
@@ -53,14 +57,23 @@ def test_false_alarm_rate_is_at_most_alpha(monkeypatch):
     alarms = sum(not compare("toy", *_normal_case(seed), alpha=0.05).consistent
                  for seed in range(400))
     assert alarms <= 32
+    # Negative control on the same seeds: the theory 5% too high (1 to 3 standard errors
+    # per row, 20 rows).  Simulated power of this design is 0.98; P(Binomial(400, 0.98)
+    # < 370) < 1e-3, so a verdict with that power fails this with probability < 1e-3.
+    caught = sum(not compare("toy", *_normal_case(seed, scale=1.05), alpha=0.05).consistent
+                 for seed in range(400))
+    assert caught >= 370
 
 
 def test_negative_control_wrong_theory_is_rejected():
-    # Theory off by 0.3 sd at every iteration (15 sems with 2500 replicates).
-    theory, samples = _normal_case(7, shift=0.3, reps=2500)
+    # Theory 3% too high at every iteration: 1.5 to 4.5 standard errors with 2500
+    # replicates, around Holm's threshold (3.5 for 20 rows at alpha = 0.01): rejected,
+    # while the same replicates against the right theory pass.
+    theory, samples = _normal_case(7, scale=1.03, reps=2500)
     result = compare("toy", theory, samples, alpha=0.01)
     assert not result.consistent
     assert result.verdicts[("replace", "m")] == "INCONSISTENT"
+    assert compare("toy", *_normal_case(7, reps=2500), alpha=0.01).consistent
 
 
 def test_statuses_no_theory_diverges_and_exact_infinities():
@@ -91,8 +104,27 @@ def test_heavy_tail_flag_lognormal_but_not_chi_square():
 
 def test_alpha_is_validated():
     theory, samples = _normal_case(0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="alpha"):
         compare("toy", theory, samples, alpha=1.5)
+
+
+def test_student_reference_is_exact_for_normal_replicates():
+    # 200,000 studentized means of R = 10 normal replicates: the fraction with p < 1e-3
+    # is Binomial(200000, 1e-3) (mean 200, sd 14) under the Student-t_9 reference; the
+    # check allows the 0.999 interval.  Negative control: the normal reference on the
+    # same statistics gives 8 times that fraction, which the same check rejects.
+    from collapse.simulate.stats import _p_values
+
+    rng = np.random.default_rng(12)
+    r, trials = 10, 200_000
+    x = rng.normal(size=(trials, r))
+    mean, sem = x.mean(axis=1), x.std(axis=1, ddof=1) / math.sqrt(r)
+    zero = np.zeros(trials)
+    lo, hi = sps.binom.ppf([0.0005, 0.9995], trials, 1e-3)
+    _, p_student = _p_values(zero, mean, sem, zero, df=r - 1)
+    assert lo <= np.sum(p_student < 1e-3) <= hi
+    _, p_normal = _p_values(zero, mean, sem, zero, df=None)
+    assert np.sum(p_normal < 1e-3) > hi
 
 
 def test_edgeworth_correction_tracks_the_skewed_t_statistic():
@@ -100,8 +132,6 @@ def test_edgeworth_correction_tracks_the_skewed_t_statistic():
     # heavier lower tail than N(0, 1).  The corrected lower-tail probability must be
     # closer to the simulated one than the normal value is (200,000 t-statistics: the
     # simulated tail frequency has a relative sd of about 4%).
-    from scipy import stats as sps
-
     from collapse.simulate.stats import _row_z
 
     rng = np.random.default_rng(11)
