@@ -71,7 +71,7 @@ def check_call(command: str, problem: Problem, workflow: WorkflowLike = "all",
     >>> check_call("compare", collapse.Gaussian(), replicates=1)
     Traceback (most recent call last):
     ...
-    collapse.analysis.errors.CollapseError: replicates must be an integer >= 2 (got 1)
+    collapse.analysis.errors.CollapseError: replicates must be an integer >= 10 (got 1) for compare: ...
     """
     from collapse.analysis.checks import check_choice
 
@@ -82,7 +82,15 @@ def check_call(command: str, problem: Problem, workflow: WorkflowLike = "all",
         _check_budget(setting, problem, workflows, ("theory",), iterations, 1, force)
         return
     minimum = _min_replicates() if command == "compare" else 1
-    replicates = check_int("replicates", replicates, minimum)
+    try:
+        replicates = check_int("replicates", replicates, minimum)
+    except CollapseError as exc:
+        if command != "compare" or isinstance(replicates, bool) or not isinstance(replicates, int):
+            raise
+        raise CollapseError(
+            f"{exc} for compare: with fewer, a row's spread and skewness are too uncertain "
+            f"to show that its mean is near-normal, so no test could hold the stated "
+            f"false-alarm rate") from None
     check_seed(seed)
     if chunk_size is not None:
         check_int("chunk_size", chunk_size, 1)
