@@ -15,8 +15,9 @@ The public API is what this module exports:
   :class:`TheoryResult`, :class:`SimulationResult`, :class:`ComparisonResult`;
 * :class:`CollapseError`, the one exception type (a ``ValueError``).
 
-Submodules are reached by their full names, e.g. ``from collapse.simulate.stats
-import summarize`` (``collapse.simulate`` itself is the function).
+``collapse.simulate`` is both the Monte Carlo package and the function: calling it runs
+:func:`collapse.simulate.api.simulate`, and its submodules import as usual
+(``from collapse.simulate.stats import summarize``).
 
 Examples
 --------
@@ -30,11 +31,33 @@ Examples
 (True, ['setting', 'workflow', 'iteration', 'metric'])
 """
 
+import inspect as _inspect
+import sys as _sys
+import types as _types
+
 from collapse.analysis.errors import CollapseError
 from collapse.analysis.problems import KDE, Gaussian, Problem
 from collapse.analysis.workflows import Workflow
-from collapse.simulate.api import compare, simulate, theory
+from collapse.simulate import api as _api
+from collapse.simulate.api import compare, theory
 from collapse.simulate.results import ComparisonResult, SimulationResult, TheoryResult
+
+
+class _CallablePackage(_types.ModuleType):
+    """The ``collapse.simulate`` package, callable as :func:`collapse.simulate.api.simulate`.
+
+    A plain ``from ... import simulate`` would shadow the package with the function, so
+    that ``import collapse.simulate.stats as s`` and ``mock.patch("collapse.simulate.x")``
+    fail; a callable package keeps both working.
+    """
+
+    def __call__(self, *args, **kwargs):
+        return _api.simulate(*args, **kwargs)
+
+
+simulate = _sys.modules["collapse.simulate"]
+simulate.__class__ = _CallablePackage
+simulate.__signature__ = _inspect.signature(_api.simulate)
 
 __all__ = [
     "CollapseError",
