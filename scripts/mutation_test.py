@@ -1,0 +1,195 @@
+"""Mutation testing: plant realistic bugs one at a time and check the tests catch them.
+
+Each mutant replaces one exact snippet of one file (it must occur exactly once) by a
+plausible wrong version: a divisor off by one, a variance scaled wrongly, a check
+removed, a stream reused.  For every mutant the script copies the tracked files of the
+repository into a temporary directory, applies the mutant there, lays out the
+``collapse`` package over the copy (so the installed project is untouched) and runs
+the tests that guard that code (``-m "not slow"``, stopping at the first failure).  A
+mutant is *killed* when those tests fail, *survives* when they pass.  Before any
+mutant, the same test selections run on the unmutated copy and must pass, so that a
+kill means the mutant and not a broken test.
+
+    python scripts/mutation_test.py               # every mutant, 2 at a time
+    python scripts/mutation_test.py --list        # the mutants
+    python scripts/mutation_test.py --only NAME   # some of them
+
+The score is ``killed / (killed + survived)``; the report lists the survivors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    path: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+
+
+def M(name: str, path: str, old: str, new: str, *tests: str) -> Mutant:
+    return Mutant(name, path, old, new, tests)
+
+
+GAUSSIAN_THEORY = ("tests/test_gaussian_theory.py", "tests/test_cli.py")
+KDE_THEORY = ("tests/test_kde_theory.py", "tests/test_cli_kde.py")
+GAUSSIAN_ENGINE = ("tests/test_gaussian_engine.py",)
+KDE_ENGINE = ("tests/test_kde_engine.py",)
+STATS = ("tests/test_stats.py", "tests/test_compare_calibration.py")
+API = ("tests/test_api.py", "tests/test_cli.py", "tests/test_reliability.py")
+
+MUTANTS: list[Mutant] = [
+    # --- exact Gaussian theory
+    M("gaussian-subsample-mean-cov", "analysis/gaussian.py",
+      "h = (big_n - n) / (n * (big_n - 1))", "h = (big_n - n) / (n * big_n)", *GAUSSIAN_THEORY),
+    M("gaussian-subsample-cov-factor", "analysis/gaussian.py",
+      "g = _divisor_correction(n, covariance, one) * (n - 1) / n * big_n / (big_n - 1)",
+      "g = _divisor_correction(n, covariance, one) * (n - 1) / n", *GAUSSIAN_THEORY),
+    M("gaussian-accumulate-cross-term", "analysis/gaussian.py",
+      "big_a = norm(big_a * (1 + one * 2 / t) + new_sq)",
+      "big_a = norm(big_a * (1 + one / t) + new_sq)", *GAUSSIAN_THEORY),
+    M("gaussian-new-batch-noise", "analysis/gaussian.py",
+      "new_sq = a + b / n", "new_sq = a + b / (n - 1)", *GAUSSIAN_THEORY),
+    M("gaussian-replace-divisor", "analysis/gaussian.py",
+      "c = (n - 1) / divisor", "c = n / divisor", *GAUSSIAN_THEORY),
+    M("gaussian-inverse-wishart", "analysis/gaussian.py",
+      "inv = Fraction(nu, n - dim - 2) if n > dim + 2 else math.inf",
+      "inv = Fraction(nu, n - dim - 1) if n > dim + 2 else math.inf", *GAUSSIAN_THEORY),
+    M("gaussian-logdet-digamma", "analysis/gaussian.py",
+      "_MP.digamma(_MP.mpf(n - i) / 2)", "_MP.digamma(_MP.mpf(n - i + 1) / 2)",
+      *GAUSSIAN_THEORY),
+    # --- exact KDE theory
+    M("kde-theory-self-term", "analysis/kde.py",
+      "coalesced_overlap = (2 * np.pi * (steps + 2) * h * h) ** (-d / 2)",
+      "coalesced_overlap = (2 * np.pi * (steps + 1) * h * h) ** (-d / 2)", *KDE_THEORY),
+    # --- statistics
+    M("stats-sem-ddof", "simulate/stats.py",
+      "sd = xs.std(axis=0, ddof=1)\n", "sd = xs.std(axis=0, ddof=0)\n", *STATS),
+    M("stats-holm-off", "simulate/stats.py",
+      'alpha=alpha, method="holm")', 'alpha=alpha * 20, method="holm")', *STATS),
+    M("stats-min-replicates", "simulate/stats.py",
+      "MIN_REPLICATES = 10", "MIN_REPLICATES = 2", *STATS, "tests/test_cli.py"),
+    # --- API and command-line checks
+    M("api-alpha-range", "simulate/api.py",
+      '        check_real("alpha", alpha, low=0, high=1, high_open=True)\n        check_real("theory_scale", theory_scale)\n    setting.check_simulation',
+      '        check_real("theory_scale", theory_scale)\n    setting.check_simulation', *API),
+    M("api-compare-one-replicate", "simulate/api.py",
+      'minimum = _min_replicates() if command == "compare" else 1',
+      "minimum = 1", *API),
+    M("api-untested-consistent", "simulate/results.py",
+      'return "CONSISTENT" if self.tested else "UNTESTED"', 'return "CONSISTENT"', *API),
+    M("checkpoint-trusts-key", "simulate/checkpoint.py",
+      'if stored != expected:', 'if False:', "tests/test_cli.py", "tests/test_reliability.py"),
+    M("tables-replace-specials", "simulate/tables.py",
+      "        if _is_special(path):\n            with open(path, \"wb\") as handle:",
+      "        if False:\n            with open(path, \"wb\") as handle:", *API),
+    M("budget-off", "simulate/budget.py",
+      "    if force:\n        return\n", "    return\n", *API),
+]
+
+
+def _copy_tree(destination: Path) -> Path:
+    """The tracked files (working-tree versions) in ``destination``; returns the package root."""
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True,
+                           check=True).stdout.decode().split("\0")
+    for name in filter(None, files):
+        source = ROOT / name
+        if source.is_file():
+            target = destination / "tree" / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    tree = destination / "tree"
+    package = destination / "site" / "collapse"
+    package.mkdir(parents=True)
+    shutil.move(str(tree / "collapse" / "__init__.py"), package / "__init__.py")
+    shutil.rmtree(tree / "collapse")  # else the copy's folder would shadow the package
+    for part in ("analysis", "simulate", "lm"):
+        os.symlink(tree / part, package / part)
+    return destination
+
+
+def _run(workdir: Path, tests: tuple[str, ...]) -> tuple[bool, str]:
+    env = dict(os.environ, PYTHONPATH=str(workdir / "site"), PYTHONDONTWRITEBYTECODE="1")
+    proc = subprocess.run([PYTHON, "-m", "pytest", "-x", "-q", "-m", "not slow",
+                           "-p", "no:cacheprovider", *tests], cwd=workdir / "tree", env=env,
+                          capture_output=True, text=True, timeout=3600)
+    tail = (proc.stdout + proc.stderr).strip().splitlines()[-1:] or [""]
+    return proc.returncode == 0, tail[0]
+
+
+def _mutate(mutant: Mutant, workdir: Path) -> None:
+    path = workdir / "tree" / mutant.path
+    text = path.read_text()
+    count = text.count(mutant.old)
+    if count != 1:
+        raise SystemExit(f"mutant {mutant.name}: its snippet occurs {count} times in "
+                         f"{mutant.path} (must be once); update the mutant")
+    path.write_text(text.replace(mutant.old, mutant.new))
+    compile(path.read_text(), str(path), "exec")
+
+
+def run_mutant(mutant: Mutant) -> tuple[Mutant, bool, str, float]:
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="mutant-") as tmp:
+        workdir = _copy_tree(Path(tmp))
+        _mutate(mutant, workdir)
+        passed, tail = _run(workdir, mutant.tests)
+    return mutant, not passed, tail, time.perf_counter() - start
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--only", nargs="*", default=None)
+    parser.add_argument("--list", action="store_true")
+    args = parser.parse_args(argv)
+    mutants = [m for m in MUTANTS if not args.only or m.name in args.only]
+    if args.list:
+        for m in mutants:
+            print(f"{m.name:32s} {m.path}")
+        return 0
+    for m in mutants:  # fail fast on stale snippets
+        text = (ROOT / m.path).read_text()
+        if text.count(m.old) != 1:
+            raise SystemExit(f"mutant {m.name}: snippet occurs {text.count(m.old)} times in "
+                             f"{m.path}")
+    selections = sorted({m.tests for m in mutants})
+    print(f"baseline: {len(selections)} test selections on the unmutated copy", flush=True)
+    with tempfile.TemporaryDirectory(prefix="baseline-") as tmp:
+        workdir = _copy_tree(Path(tmp))
+        with ThreadPoolExecutor(args.jobs) as pool:
+            for tests, (passed, tail) in zip(selections, pool.map(lambda t: _run(workdir, t),
+                                                                  selections)):
+                if not passed:
+                    raise SystemExit(f"baseline fails for {' '.join(tests)}: {tail}")
+    killed, survived = [], []
+    with ThreadPoolExecutor(args.jobs) as pool:
+        for mutant, dead, tail, seconds in pool.map(run_mutant, mutants):
+            (killed if dead else survived).append(mutant)
+            print(f"{'killed  ' if dead else 'SURVIVED'} {mutant.name:32s} {seconds:6.0f} s  "
+                  f"{tail}", flush=True)
+    total = len(killed) + len(survived)
+    print(f"\nscore: {len(killed)}/{total} = {len(killed) / total:.1%} killed")
+    for m in survived:
+        print(f"  survivor: {m.name} ({m.path}: {m.old!r} -> {m.new!r})")
+    return 0 if not survived else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
