@@ -185,8 +185,10 @@ def rule_stats_chunk(config: Config, real: np.ndarray, blocks: list[Block],
     mean, factor = reduced.mu, reduced.factor  # model 1
     draws = _BatchDraws(reps, k, n - 1)
     fresh = _BatchDraws(reps, k, n - 1) if rule.real == "fresh" else None
-    ring = rule.window is not None and rule.window < T - 1
-    slots = rule.window if ring else 1
+    # A window always lives in a ring (never a function of T, so that the first t
+    # iterations are the same arithmetic whatever the iteration count).
+    ring = rule.window is not None
+    slots = min(rule.window, T - 1) if ring else 1
     means = np.zeros((reps, 1 + slots, k))  # part 0: the real part; then the synthetic parts
     scatters = np.zeros((reps, 1 + slots, k, k))
     counts = np.zeros(1 + slots, dtype=np.int64)

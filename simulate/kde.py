@@ -559,8 +559,8 @@ def _run_rule_chunk(
     start = 0 if rule.real != "none" else n
     size = rule.subsample_size(n)
     counts = rule.stratified_counts(n)
-    growing = (not isinstance(cfg.bandwidth, str) and size is None
-               and (rule.window is None or rule.window >= T - 1))
+    # Never a function of T: the path taken must not change with the iteration count.
+    growing = not isinstance(cfg.bandwidth, str) and size is None and rule.window is None
     kept_start = 0 if rule.real == "original" else n  # what the running sums cover
     sums: _PoolSums | None = None
 
