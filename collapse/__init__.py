@@ -13,6 +13,8 @@ The public API is what this module exports:
   ``accumulate-subsample``, ``fresh``, or any rule);
 * :func:`theory`, :func:`simulate`, :func:`compare`, returning
   :class:`TheoryResult`, :class:`SimulationResult`, :class:`ComparisonResult`;
+* :func:`value`, the value of synthetic data over a grid of student sizes, returning
+  :class:`ValueResult`;
 * :class:`CollapseError`, the one exception type (a ``ValueError``).
 
 Submodules are reached by their full names, e.g. ``from collapse.simulate.stats
@@ -28,13 +30,23 @@ Examples
 >>> cmp = collapse.compare(problem, workflow="all", iterations=20, replicates=500, seed=0)
 >>> cmp.consistent, list(cmp.to_frame().columns)[:4]
 (True, ['setting', 'workflow', 'iteration', 'metric'])
+>>> grid = collapse.value(problem, generator_n=100, real_sizes=[10, 100],
+...                       synthetic_sizes=[0, 1000])
+>>> grid.exact_crossover()
+50.5
 """
 
 from collapse.analysis.errors import CollapseError
 from collapse.analysis.problems import KDE, Gaussian, Problem
 from collapse.analysis.workflows import Workflow
 from collapse.simulate.api import compare, simulate, theory
-from collapse.simulate.results import ComparisonResult, SimulationResult, TheoryResult
+from collapse.simulate.results import (
+    ComparisonResult,
+    SimulationResult,
+    TheoryResult,
+    ValueResult,
+)
+from collapse.simulate.value import value
 
 __all__ = [
     "CollapseError",
@@ -44,10 +56,12 @@ __all__ = [
     "Problem",
     "SimulationResult",
     "TheoryResult",
+    "ValueResult",
     "Workflow",
     "compare",
     "simulate",
     "theory",
+    "value",
 ]
 
 

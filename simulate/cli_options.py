@@ -20,7 +20,7 @@ from typing import Any, Callable
 from collapse.analysis.errors import CollapseError
 from collapse.analysis.vocabulary import BANDWIDTH_RULES, COVARIANCE_ESTIMATORS, TRUTHS
 
-COMMANDS = ("theory", "simulate", "compare")
+COMMANDS = ("theory", "simulate", "compare", "value")
 
 
 def integer(text: str) -> int:
@@ -29,6 +29,19 @@ def integer(text: str) -> int:
         return int(text)
     except (TypeError, ValueError):
         raise argparse.ArgumentTypeError(f"must be an integer (got {text!r})") from None
+
+
+def sizes(text: str) -> list[int]:
+    """``type=`` for a comma-separated list of integers (``0,10,100``); ranges are checked
+    where the sizes are used."""
+    parts = [part.strip() for part in text.split(",")]
+    try:
+        if not all(parts):
+            raise ValueError
+        return [int(part) for part in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a comma-separated list of integers (got {text!r})") from None
 
 
 def number(text: str) -> float:
@@ -90,7 +103,7 @@ OPTIONS: dict[str, tuple[Option, ...]] = {
                "as sklearn does (Monte Carlo only)", metavar="H"),
         Option("--heldout", "heldout", integer,
                "held-out real points for test_nll (as in the paper)",
-               commands=("simulate", "compare")),
+               commands=("simulate", "compare", "value")),
     ),
 }
 
@@ -118,7 +131,7 @@ def add_setting_arguments(parser: argparse.ArgumentParser, setting, command: str
         group.add_argument(option.flag, dest=f"p_{option.field}", type=option.type,
                            choices=option.choices, default=None, metavar=option.metavar,
                            help=f"{option.help} (default {shown})")
-    if command != "theory" and len(setting.engines) > 1:
+    if command in ("simulate", "compare") and len(setting.engines) > 1:
         group.add_argument("--engine", choices=setting.engines, default=setting.engines[0],
                            help="Monte Carlo engine: " + ", ".join(setting.engines)
                                 + " (default %(default)s)")
@@ -135,8 +148,10 @@ def as_option(message: str, flags: dict[str, str]) -> str:
 
 def problem_from_args(setting, args: argparse.Namespace, command: str):
     """The problem described by the parsed options (CollapseError naming the option)."""
-    fields: dict[str, Any] = {"n": args.n}
+    fields: dict[str, Any] = {}
     flags = {"n": "--n"}
+    if getattr(args, "n", None) is not None:  # `collapse value` has no --n
+        fields["n"] = args.n
     for option in OPTIONS.get(setting.name, ()):
         flags[option.field] = option.flag
         value = getattr(args, f"p_{option.field}", None)
