@@ -163,24 +163,32 @@ def problem_from_args(setting, args: argparse.Namespace, command: str):
         raise CollapseError(as_option(str(exc), flags)) from None
 
 
-def argv_for(command: str, problem, workflow: str | None = None, **settings: Any) -> list[str]:
+def argv_for(command: str, problem, workflow: Any = None, **settings: Any) -> list[str]:
     """The ``collapse`` arguments (without the program name) of an API call.
 
     Problem fields and settings equal to their defaults are left out, so the command
     is as short as the call.  ``settings`` take the API's names (``iterations``,
-    ``replicates``, ``seed``, ``alpha``, ``theory_scale``, ``engine``).
+    ``replicates``, ``seed``, ``alpha``, ``theory_scale``, ``engine``; for ``value``,
+    ``generator_n``, ``real_sizes``, ``synthetic_sizes``).  ``workflow`` is one string or a
+    sequence of them (one ``--workflow`` each).
 
     Examples
     --------
     >>> from collapse.analysis.problems import Gaussian
     >>> argv_for("compare", Gaussian(dim=2, n=20), "replace", iterations=5, replicates=500)
     ['compare', 'gaussian', '--workflow', 'replace', '--n', '20', '--dim', '2', '--iterations', '5', '--replicates', '500']
+    >>> argv_for("value", Gaussian(dim=2), generator_n=20, real_sizes=[0, 20],
+    ...          synthetic_sizes=[0, 40])
+    ['value', 'gaussian', '--dim', '2', '--generator-n', '20', '--real-sizes', '0,20', '--synthetic-sizes', '0,40']
     """
     argv = [command, problem.setting]
-    if workflow is not None and workflow != "all":
-        argv += ["--workflow", str(workflow)]
+    if isinstance(workflow, str):
+        workflow = [workflow]
+    for rule in workflow or ():
+        if rule != "all":
+            argv += ["--workflow", str(rule)]
     defaults = {f.name: f.default for f in dataclasses.fields(problem)}
-    if problem.n != defaults.get("n"):
+    if problem.n != defaults.get("n") and command != "value":  # value has no --n
         argv += ["--n", str(problem.n)]
     for option in OPTIONS.get(problem.setting, ()):
         value = getattr(problem, option.field)
@@ -188,10 +196,14 @@ def argv_for(command: str, problem, workflow: str | None = None, **settings: Any
             argv += [option.flag, _text(value)]
     flags = {"iterations": ("--iterations", 100), "replicates": ("--replicates", 1000),
              "seed": ("--seed", 0), "alpha": ("--alpha", 0.01),
-             "theory_scale": ("--theory-scale", 1.0), "engine": ("--engine", "auto")}
+             "theory_scale": ("--theory-scale", 1.0), "engine": ("--engine", "auto"),
+             "generator_n": ("--generator-n", None), "real_sizes": ("--real-sizes", None),
+             "synthetic_sizes": ("--synthetic-sizes", None)}
+    if command == "value":
+        flags["replicates"] = ("--replicates", None)
     for name, value in settings.items():
         flag, default = flags[name]
-        if value != default:
+        if value is not None and value != default:
             argv += [flag, _text(value)]
     return argv
 
@@ -208,4 +220,6 @@ def _implied(problem, name: str, defaults: dict[str, Any]) -> Any:
 
 
 def _text(value: Any) -> str:
+    if isinstance(value, (list, tuple, range)):
+        return ",".join(_text(v) for v in value)
     return f"{value:g}" if isinstance(value, float) else str(value)
