@@ -58,7 +58,6 @@ from collapse.analysis.vocabulary import (
     TEST_NLL,
     UNBIASED,
 )
-from collapse.simulate import streams
 from collapse.simulate.results import ValueResult
 
 __all__ = ["check_value_call", "value", "value_metrics"]
@@ -284,6 +283,8 @@ def _label(real: int, synthetic: int) -> str:
 
 
 def _chunks(replicates: int, words: int, block: int, chunk_size: int | None):
+    from collapse.simulate import streams
+
     per = 8 * max(1, words)
     wanted = chunk_size if chunk_size is not None else max(block, _CHUNK_BYTES // per)
     return streams.chunks(streams.blocks(replicates, block), max(block, wanted // block * block))
@@ -292,6 +293,9 @@ def _chunks(replicates: int, words: int, block: int, chunk_size: int | None):
 def _simulate(problem: Problem, big_n: int, real: tuple[int, ...], synthetic: tuple[int, ...],
               replicates: int, seed: int, chunk_size: int | None
               ) -> dict[tuple[int, int], dict[str, np.ndarray]]:
+    # imported here: `collapse theory` and theory-only grids never need the engines
+    from collapse.simulate import streams
+
     cells = grid_cells(problem, real, synthetic)
     metrics = value_metrics(problem)
     out = {m: np.full((replicates, len(real), len(synthetic)), np.nan) for m in metrics}
@@ -323,6 +327,7 @@ def _prefix(points: np.ndarray, sizes: Sequence[int]) -> tuple[np.ndarray, np.nd
 def _gaussian_chunk(problem: Gaussian, big_n: int, real: tuple[int, ...],
                     synthetic: tuple[int, ...], seed: int, out: dict[str, np.ndarray]):
     """Work of one chunk: the generator, its samples, every student by prefix sums."""
+    from collapse.simulate import streams
     from collapse.simulate.gaussian_fit import Block, Config, fit_points, sample_block
 
     d = problem.dim
@@ -396,7 +401,7 @@ def _log_prefix(heldout: np.ndarray, points: np.ndarray, cuts: Sequence[int],
 def _kde_chunk(problem: KDE, big_n: int, real: tuple[int, ...], synthetic: tuple[int, ...],
                seed: int, out: dict[str, np.ndarray]):
     """Work of one chunk: the generator KDE, its samples, every student's metrics."""
-    from collapse.simulate import kde
+    from collapse.simulate import kde, streams
     from collapse.simulate.datasets import make_truth_sampler
 
     sampler = make_truth_sampler(problem.truth, dim=problem.dim, sigma0=problem.sigma0)
