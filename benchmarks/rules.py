@@ -41,11 +41,12 @@ ENGINE_PAIRS = (("fresh", "replace"), ("real=original,synthetic=window:3", "accu
 _BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def _median(fn, repeats: int) -> float:
+def _median(repeats: int, fn, *args, **kwargs) -> float:
+    """Median wall-clock seconds of ``fn(*args, **kwargs)`` over ``repeats`` calls."""
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        fn()
+        fn(*args, **kwargs)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -62,11 +63,10 @@ def theory_timings(repeats: int) -> None:
           f"(median of {repeats})")
     print(f"   {'rule':58s} {'in-process':>11s} {'command':>9s}")
     for rule in RULES:
-        inside = _median(lambda: collapse.theory(problem, rule, 1000), repeats)
+        inside = _median(repeats, collapse.theory, problem, rule, 1000)
         argv = [_console(), "theory", "gaussian", "--workflow", rule, "--n", "100", "--dim",
                 "10", "--iterations", "1000", "--format", "csv"]
-        outside = _median(lambda: subprocess.run(argv, check=True, capture_output=True),
-                          repeats)
+        outside = _median(repeats, subprocess.run, argv, check=True, capture_output=True)
         print(f"   {rule:58s} {inside:10.3f}s {outside:8.3f}s")
 
 
@@ -81,8 +81,8 @@ def engine_timings(replicates: int, repeats: int) -> None:
             cells = []
             for engine in ("stats", "points"):
                 try:
-                    seconds = _median(lambda: collapse.simulate(
-                        problem, name, 100, replicates, 0, engine=engine), repeats)
+                    seconds = _median(repeats, collapse.simulate, problem, name, 100,
+                                      replicates, 0, engine=engine)
                     cells.append(f"{engine} {1000 * seconds / replicates:7.2f}")
                 except collapse.CollapseError:
                     cells.append(f"{engine}       -")
@@ -99,7 +99,7 @@ def kde_timings(replicates: int, repeats: int) -> None:
     for rule, preset in ENGINE_PAIRS:
         names += [rule, preset]
     for name in dict.fromkeys(names):
-        seconds = _median(lambda: collapse.simulate(problem, name, 30, replicates, 0), repeats)
+        seconds = _median(repeats, collapse.simulate, problem, name, 30, replicates, 0)
         print(f"   {name:58s} {1000 * seconds / replicates:8.2f}")
 
 
@@ -119,7 +119,7 @@ def value_timings(replicates: int, repeats: int) -> None:
               dict(generator_n=100, real_sizes=range(0, 101, 12),
                    synthetic_sizes=(0, 10, 25, 50, 100, 400), replicates=replicates)))
     for label, problem, kwargs in grids:
-        seconds = _median(lambda: collapse.value(problem, **kwargs), repeats)
+        seconds = _median(repeats, collapse.value, problem, **kwargs)
         print(f"   {label:58s} {seconds:8.3f}s")
 
 
