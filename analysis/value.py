@@ -47,7 +47,7 @@ uniform on ``1..N``.  Every ordered pair of distinct student points is one of
   distinct parents (``r - r' + N(0, 2 h^2 I)``),
 
 so with ``G(v) = (2 pi v)^(-d/2)`` and ``Omega(v) = E phi_{sqrt v}(r - r')`` (``r, r'`` iid from
-the truth; :func:`collapse.analysis.kde.truth_overlap`) the exact expected MISE is
+the truth; :func:`collapse.analysis.kde.truth_overlap`) the exact expected MISE is::
 
     E int (p_student - p0)^2 = G(2h^2)/M + [n_r (n_r - 1) Omega(2h^2)
         + 2 n_r n_s (G(3h^2)/N + (1 - 1/N) Omega(3h^2))
@@ -115,7 +115,7 @@ def _check_sizes(generator_n: Any, real_size: Any, synthetic_size: Any,
 
 
 def _student_moments(big_n: Any, n_r: Any, n_s: Any, covariance: str, one: Any,
-                     general: bool = False) -> tuple[Any, Any]:
+                     general: bool = False, mean_only: bool = False) -> tuple[Any, Any]:
     """``(a, b)`` per unit ``tr Sigma0`` by the derivation of the module docstring.
 
     ``a = E||mu_student - mu0||^2 / tr Sigma0``, ``b = E tr Sigma_student / tr Sigma0``.
@@ -141,6 +141,8 @@ def _student_moments(big_n: Any, n_r: Any, n_s: Any, covariance: str, one: Any,
     mean = {k: (n_r * int(k == "U") + n_s * generator_mean[k] + n_s * int(k == "e")) / big_m
             for k in second}
     a = norm2(mean)
+    if mean_only:  # the mean error depends on the generator's divisor only
+        return a, None
     # xbar_r - ybar = U - (mu_g - mu0) - ebar.
     spread = norm2({k: int(k == "U") - generator_mean[k] - int(k == "e") for k in second}) \
         if (general or (n_r > 0 and n_s > 0)) else 0 * one
@@ -222,13 +224,16 @@ def gaussian_value_formulas(covariance: str = MLE):
     return sp.factor(sp.cancel(a)), sp.factor(sp.cancel(b)), (big_n, n_r, n_s)
 
 
-def gaussian_crossover(generator_n: int | None = None, synthetic_size: int | None = None):
+def gaussian_crossover(generator_n: int | None = None, synthetic_size: int | None = None,
+                       covariance: str = MLE):
     """Where synthetic data stop helping the Gaussian student's mean (MLE generator).
 
     With ``synthetic_size=None``: the real size at which the derivative of the mean error in
     ``n_s`` at ``n_s = 0`` changes sign, solved by sympy from :func:`gaussian_value_formulas`:
     ``(N + 1)/2`` (a sympy expression in ``N``, or a :class:`Fraction` for a given
     ``generator_n``).  Adding a little synthetic data lowers the error iff ``n_r`` is below it.
+    With ``covariance="unbiased"`` (a generator with divisor ``N - 1``, whose samples are
+    a little more spread) the same derivation gives ``N/2``.
 
     With an integer ``synthetic_size = s``: the smallest ``n_r`` in ``1..N`` at which adding
     ``s`` synthetic points no longer lowers the error (exact comparison), or ``None`` if they
@@ -240,11 +245,14 @@ def gaussian_crossover(generator_n: int | None = None, synthetic_size: int | Non
     N/2 + 1/2
     >>> gaussian_crossover(100, synthetic_size=1)
     51
+    >>> gaussian_crossover(10, covariance="unbiased")
+    Fraction(5, 1)
     """
     import sympy as sp
 
+    check_choice("covariance", covariance, COVARIANCE_ESTIMATORS)
     if synthetic_size is None:
-        a, _, (big_n, n_r, n_s) = gaussian_value_formulas(MLE)
+        a, _, (big_n, n_r, n_s) = gaussian_value_formulas(covariance)
         slope = sp.factor(sp.diff(a, n_s).subs(n_s, 0))
         roots = sp.solve(sp.numer(sp.together(slope)), n_r)
         if len(roots) != 1:  # pragma: no cover - the slope's numerator is linear in n_r
@@ -257,8 +265,9 @@ def gaussian_crossover(generator_n: int | None = None, synthetic_size: int | Non
     big_n = check_int("generator_n", generator_n, 2)
     s = check_int("synthetic_size", synthetic_size, 1)
     for n_r in range(1, big_n + 1):
-        with_synthetic, _ = _student_moments(big_n, n_r, s, MLE, Fraction(1))
-        alone, _ = _student_moments(big_n, n_r, 0, MLE, Fraction(1))
+        with_synthetic, _ = _student_moments(big_n, n_r, s, covariance, Fraction(1),
+                                             mean_only=True)
+        alone, _ = _student_moments(big_n, n_r, 0, covariance, Fraction(1), mean_only=True)
         if with_synthetic >= alone:
             return n_r
     return None  # pragma: no cover - at n_r = N synthetic data never help

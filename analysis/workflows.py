@@ -316,6 +316,29 @@ PRESETS: dict[str, Workflow] = {
 WorkflowLike = Union[str, Workflow, Iterable[Union[str, Workflow]]]
 
 
+def as_rule(workflow: object) -> Workflow:
+    """One rule from a :class:`Workflow`, a preset name or a spec (for the engines).
+
+    Unlike :meth:`Workflow.parse`, an unknown name is reported in the form of every
+    other parameter check (``workflow must be one of ...``).
+
+    Examples
+    --------
+    >>> as_rule("fresh").spec
+    'real=fresh,synthetic=latest'
+    >>> as_rule("recycle")
+    Traceback (most recent call last):
+    ...
+    collapse.analysis.errors.CollapseError: workflow must be one of replace, ... (got 'recycle')
+    """
+    if isinstance(workflow, Workflow):
+        return workflow
+    if isinstance(workflow, str) and ("=" in workflow or workflow.strip() in PRESETS):
+        return Workflow.parse(workflow)
+    raise CollapseError(f"workflow must be one of {', '.join(PRESETS)}, or a spec such as "
+                        f"real=original,synthetic=window:3 (got {workflow!r})")
+
+
 def parse_workflows(value: WorkflowLike) -> tuple[Workflow, ...]:
     """Normalise a ``workflow`` argument into a tuple of distinct rules, in order.
 

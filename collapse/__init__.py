@@ -13,6 +13,8 @@ The public API is what this module exports:
   ``accumulate-subsample``, ``fresh``, or any rule);
 * :func:`theory`, :func:`simulate`, :func:`compare`, returning
   :class:`TheoryResult`, :class:`SimulationResult`, :class:`ComparisonResult`;
+* :func:`value`, the value of synthetic data over a grid of student sizes, returning
+  :class:`ValueResult`;
 * :class:`CollapseError`, the one exception type (a ``ValueError``).
 
 ``collapse.simulate`` is both the Monte Carlo package and the function: calling it runs
@@ -29,6 +31,10 @@ Examples
 >>> cmp = collapse.compare(problem, workflow="all", iterations=20, replicates=500, seed=0)
 >>> cmp.consistent, list(cmp.to_frame().columns)[:4]
 (True, ['setting', 'workflow', 'iteration', 'metric'])
+>>> grid = collapse.value(problem, generator_n=100, real_sizes=[10, 100],
+...                       synthetic_sizes=[0, 1000])
+>>> grid.exact_crossover()
+50.5
 """
 
 import inspect as _inspect
@@ -40,7 +46,13 @@ from collapse.analysis.problems import KDE, Gaussian, Problem
 from collapse.analysis.workflows import Workflow
 from collapse.simulate import api as _api
 from collapse.simulate.api import compare, theory
-from collapse.simulate.results import ComparisonResult, SimulationResult, TheoryResult
+from collapse.simulate.results import (
+    ComparisonResult,
+    SimulationResult,
+    TheoryResult,
+    ValueResult,
+)
+from collapse.simulate.value import value
 
 
 class _CallablePackage(_types.ModuleType):
@@ -67,10 +79,12 @@ __all__ = [
     "Problem",
     "SimulationResult",
     "TheoryResult",
+    "ValueResult",
     "Workflow",
     "compare",
     "simulate",
     "theory",
+    "value",
 ]
 
 

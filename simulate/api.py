@@ -197,8 +197,8 @@ def simulate(problem: Problem, workflow: WorkflowLike = "all", iterations: int =
         Seed of numpy's ``SeedSequence`` (``>= 0``).
     engine : str
         ``"auto"`` (default), or a setting's engine (Gaussian: ``"stats"``,
-        sufficient statistics, replace and accumulate only; ``"points"``, the literal
-        algorithm).  Engines agree in law, not draw for draw.
+        sufficient statistics, for rules that keep whole batches; ``"points"``, the
+        literal algorithm, every rule).  Engines agree in law, not draw for draw.
     chunk_size : int, optional
         Replicates computed together (bounds memory); results do not depend on it.
     checkpoint : path, optional

@@ -5,14 +5,16 @@
     collapse theory   SETTING [options]   exact expectations per iteration
     collapse simulate SETTING [options]   Monte Carlo mean and standard error per iteration
     collapse compare  SETTING [options]   both, with a statistical verdict
+    collapse value    SETTING [options]   the value of synthetic data over a grid of sizes
     collapse lm ...                       the language-model loop
 
 Every command maps its options to a problem dataclass and calls
-:func:`collapse.theory`, :func:`collapse.simulate` or :func:`collapse.compare`, so the
-same options and seed give the same numbers as the API.  Exit status: 0 success (and
-``compare``: consistent); 1 ``compare`` found an inconsistency; 2 bad input (one line
-``collapse: error: ...`` naming the option, no traceback); 3 ``compare`` could test no
-row; 130 interrupted (finished workflows are kept with ``--checkpoint``).
+:func:`collapse.theory`, :func:`collapse.simulate`, :func:`collapse.compare` or
+:func:`collapse.value`, so the same options and seed give the same numbers as the API.
+Exit status: 0 success (and ``compare``, or ``value --replicates``: consistent); 1 an
+inconsistency; 2 bad input (one line ``collapse: error: ...`` naming the option, no
+traceback); 3 no row could be tested; 130 interrupted (finished workflows are kept with
+``--checkpoint``).
 ``collapse theory`` imports neither torch nor the Monte Carlo engines.
 """
 
@@ -31,6 +33,7 @@ from collapse.simulate.cli_options import (
     integer,
     number,
     problem_from_args,
+    sizes,
 )
 from collapse.simulate.settings import settings
 
@@ -40,7 +43,10 @@ PROG = "collapse"
 _FLAGS = {"iterations": "--iterations", "replicates": "--replicates", "seed": "--seed",
           "alpha": "--alpha", "theory_scale": "--theory-scale", "chunk_size": "--chunk-size",
           "engine": "--engine", "workflow": "--workflow", "output": "--output",
-          "plot": "--plot", "checkpoint": "--checkpoint", "force": "--force"}
+          "plot": "--plot", "checkpoint": "--checkpoint", "force": "--force",
+          "generator_n": "--generator-n", "real_sizes": "--real-sizes",
+          "synthetic_sizes": "--synthetic-sizes",
+          "real_sizes and synthetic_sizes": "--real-sizes and --synthetic-sizes"}
 
 
 def _all_flags() -> dict[str, str]:
@@ -133,8 +139,54 @@ def build_parser() -> argparse.ArgumentParser:
             _add_common(leaf, command)
             add_setting_arguments(leaf, setting, command)
             leaf.set_defaults(func=_RUNNERS[command], setting_adapter=setting)
+    _register_value(commands)
     _register_lm(commands)
     return parser
+
+
+#: The settings with a value-of-synthetic-data grid.
+VALUE_SETTINGS = ("gaussian", "kde")
+
+
+def _register_value(commands: argparse._SubParsersAction) -> None:
+    text = ("the value of synthetic data: a generator fitted on N real points, a student on "
+            "n_r of them plus n_s generated points, over a grid of (n_r, n_s); exact theory, "
+            "or Monte Carlo with --replicates (exit 1 if inconsistent)")
+    sub = commands.add_parser("value", help="the value of synthetic data over a grid of "
+                                            "real and synthetic sizes", description=text)
+    kinds = sub.add_subparsers(dest="setting", required=True, metavar="SETTING",
+                               parser_class=CollapseParser)
+    for name, setting in settings().items():
+        if name not in VALUE_SETTINGS:
+            continue
+        leaf = kinds.add_parser(name, help=setting.help, description=f"{text}: {setting.help}")
+        grid = leaf.add_argument_group("grid")
+        grid.add_argument("--generator-n", type=integer, required=True, metavar="N",
+                          help="real points the generator is fitted on (>= 2)")
+        grid.add_argument("--real-sizes", type=sizes, required=True, metavar="A,B,...",
+                          help="the student's real points, each in [0, N] (the generator's "
+                               "first n_r)")
+        grid.add_argument("--synthetic-sizes", type=sizes, required=True, metavar="C,D,...",
+                          help="the student's points sampled from the generator, each >= 0")
+        common = leaf.add_argument_group("common options")
+        common.add_argument("--replicates", type=integer, default=None,
+                            help="Monte Carlo replicates (>= 2); without it, exact theory only")
+        common.add_argument("--seed", type=integer, default=0,
+                            help="seed of numpy's SeedSequence (default 0)")
+        common.add_argument("--alpha", type=number, default=0.01,
+                            help="family-wise false-alarm rate of the verdict (default 0.01)")
+        common.add_argument("--theory-scale", type=number, default=1.0, metavar="FACTOR",
+                            help="negative control: multiply every exact value by FACTOR")
+        common.add_argument("--chunk-size", type=integer, default=None,
+                            help="replicates simulated at once (results do not depend on it)")
+        common.add_argument("--format", choices=FORMATS, default="table",
+                            help="output format (default table: one grid per metric)")
+        common.add_argument("--output", metavar="PATH",
+                            help="write the full result to PATH instead of standard output")
+        common.add_argument("--plot", metavar="PATH",
+                            help="draw the heat maps to PATH (.png, .pdf or .svg)")
+        add_setting_arguments(leaf, setting, "value")
+        leaf.set_defaults(func=run_value, setting_adapter=setting)
 
 
 def _register_lm(commands: argparse._SubParsersAction) -> None:
@@ -166,6 +218,15 @@ def _checked_problem(args: argparse.Namespace, paths: bool = True):
     from collapse.simulate.api import check_call
 
     problem = _problem(args)
+    if args.command == "value":
+        from collapse.simulate.value import check_value_call
+
+        check_value_call(problem, args.generator_n, args.real_sizes, args.synthetic_sizes,
+                         args.replicates, args.seed, alpha=args.alpha,
+                         theory_scale=args.theory_scale, chunk_size=args.chunk_size)
+        if paths:
+            _check_paths(args)
+        return problem
     check_call(args.command, problem, _workflows(args), args.iterations, args.replicates,
                args.seed, alpha=getattr(args, "alpha", 0.01),
                theory_scale=getattr(args, "theory_scale", 1.0),
@@ -271,6 +332,24 @@ def run_compare(args: argparse.Namespace) -> int:
         # the rows go where --format and --output say; the verdict to standard error
         sys.stderr.write(summary)
         _emit(result, args)
+    _plot(result, args)
+    return result.exit_status
+
+
+def run_value(args: argparse.Namespace) -> int:
+    from collapse.simulate.value import value
+
+    problem = _checked_problem(args)
+    result = value(problem, generator_n=args.generator_n, real_sizes=args.real_sizes,
+                   synthetic_sizes=args.synthetic_sizes, replicates=args.replicates,
+                   seed=args.seed, alpha=args.alpha, theory_scale=args.theory_scale,
+                   chunk_size=args.chunk_size)
+    if args.format == "table" and args.output is None:
+        sys.stdout.write(result.summary())
+    else:
+        _emit(result, args)
+        if result.verdict is not None:
+            print(f"{PROG}: verdict: {result.verdict}", file=sys.stderr)
     _plot(result, args)
     return result.exit_status
 

@@ -20,7 +20,7 @@ from typing import Any, Callable
 from collapse.analysis.errors import CollapseError
 from collapse.analysis.vocabulary import BANDWIDTH_RULES, COVARIANCE_ESTIMATORS, TRUTHS
 
-COMMANDS = ("theory", "simulate", "compare")
+COMMANDS = ("theory", "simulate", "compare", "value")
 
 
 def integer(text: str) -> int:
@@ -36,6 +36,19 @@ def integer(text: str) -> int:
     if math.isfinite(value) and value.is_integer() and abs(value) < 2**63:
         return int(value)
     raise argparse.ArgumentTypeError(f"must be an integer (got {text!r})")
+
+
+def sizes(text: str) -> list[int]:
+    """``type=`` for a comma-separated list of integers (``0,10,100``); ranges are checked
+    where the sizes are used."""
+    parts = [part.strip() for part in text.split(",")]
+    try:
+        if not all(parts):
+            raise ValueError
+        return [int(part) for part in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a comma-separated list of integers (got {text!r})") from None
 
 
 def number(text: str) -> float:
@@ -97,7 +110,7 @@ OPTIONS: dict[str, tuple[Option, ...]] = {
                "as sklearn does (Monte Carlo only)", metavar="H"),
         Option("--heldout", "heldout", integer,
                "held-out real points for test_nll (as in the paper)",
-               commands=("simulate", "compare")),
+               commands=("simulate", "compare", "value")),
     ),
 }
 
@@ -125,7 +138,7 @@ def add_setting_arguments(parser: argparse.ArgumentParser, setting, command: str
         group.add_argument(option.flag, dest=f"p_{option.field}", type=option.type,
                            choices=option.choices, default=None, metavar=option.metavar,
                            help=f"{option.help} (default {shown})")
-    if command != "theory" and len(setting.engines) > 1:
+    if command in ("simulate", "compare") and len(setting.engines) > 1:
         group.add_argument("--engine", choices=setting.engines, default=setting.engines[0],
                            help="Monte Carlo engine: " + ", ".join(setting.engines)
                                 + " (default %(default)s)")
@@ -142,8 +155,10 @@ def as_option(message: str, flags: dict[str, str]) -> str:
 
 def problem_from_args(setting, args: argparse.Namespace, command: str):
     """The problem described by the parsed options (CollapseError naming the option)."""
-    fields: dict[str, Any] = {"n": args.n}
+    fields: dict[str, Any] = {}
     flags = {"n": "--n"}
+    if getattr(args, "n", None) is not None:  # `collapse value` has no --n
+        fields["n"] = args.n
     for option in OPTIONS.get(setting.name, ()):
         flags[option.field] = option.flag
         value = getattr(args, f"p_{option.field}", None)
@@ -155,24 +170,32 @@ def problem_from_args(setting, args: argparse.Namespace, command: str):
         raise CollapseError(as_option(str(exc), flags)) from None
 
 
-def argv_for(command: str, problem, workflow: str | None = None, **settings: Any) -> list[str]:
+def argv_for(command: str, problem, workflow: Any = None, **settings: Any) -> list[str]:
     """The ``collapse`` arguments (without the program name) of an API call.
 
     Problem fields and settings equal to their defaults are left out, so the command
     is as short as the call.  ``settings`` take the API's names (``iterations``,
-    ``replicates``, ``seed``, ``alpha``, ``theory_scale``, ``engine``).
+    ``replicates``, ``seed``, ``alpha``, ``theory_scale``, ``engine``; for ``value``,
+    ``generator_n``, ``real_sizes``, ``synthetic_sizes``).  ``workflow`` is one string or a
+    sequence of them (one ``--workflow`` each).
 
     Examples
     --------
     >>> from collapse.analysis.problems import Gaussian
     >>> argv_for("compare", Gaussian(dim=2, n=20), "replace", iterations=5, replicates=500)
     ['compare', 'gaussian', '--workflow', 'replace', '--n', '20', '--dim', '2', '--iterations', '5', '--replicates', '500']
+    >>> argv_for("value", Gaussian(dim=2), generator_n=20, real_sizes=[0, 20],
+    ...          synthetic_sizes=[0, 40])
+    ['value', 'gaussian', '--dim', '2', '--generator-n', '20', '--real-sizes', '0,20', '--synthetic-sizes', '0,40']
     """
     argv = [command, problem.setting]
-    if workflow is not None and workflow != "all":
-        argv += ["--workflow", str(workflow)]
+    if isinstance(workflow, str):
+        workflow = [workflow]
+    for rule in workflow or ():
+        if rule != "all":
+            argv += ["--workflow", str(rule)]
     defaults = {f.name: f.default for f in dataclasses.fields(problem)}
-    if problem.n != defaults.get("n"):
+    if problem.n != defaults.get("n") and command != "value":  # value has no --n
         argv += ["--n", str(problem.n)]
     for option in OPTIONS.get(problem.setting, ()):
         value = getattr(problem, option.field)
@@ -180,10 +203,14 @@ def argv_for(command: str, problem, workflow: str | None = None, **settings: Any
             argv += [option.flag, _text(value)]
     flags = {"iterations": ("--iterations", 100), "replicates": ("--replicates", 1000),
              "seed": ("--seed", 0), "alpha": ("--alpha", 0.01),
-             "theory_scale": ("--theory-scale", 1.0), "engine": ("--engine", "auto")}
+             "theory_scale": ("--theory-scale", 1.0), "engine": ("--engine", "auto"),
+             "generator_n": ("--generator-n", None), "real_sizes": ("--real-sizes", None),
+             "synthetic_sizes": ("--synthetic-sizes", None)}
+    if command == "value":
+        flags["replicates"] = ("--replicates", None)
     for name, value in settings.items():
         flag, default = flags[name]
-        if value != default:
+        if value is not None and value != default:
             argv += [flag, _text(value)]
     return argv
 
@@ -200,4 +227,6 @@ def _implied(problem, name: str, defaults: dict[str, Any]) -> Any:
 
 
 def _text(value: Any) -> str:
+    if isinstance(value, (list, tuple, range)):
+        return ",".join(_text(v) for v in value)
     return f"{value:g}" if isinstance(value, float) else str(value)

@@ -1,4 +1,4 @@
-"""Monte Carlo of the paper's iterated Gaussian fitting, vectorised over replicates.
+"""Monte Carlo of iterated Gaussian fitting under any workflow rule, vectorised over replicates.
 
 The algorithm (one replicate).  Truth ``N(0, sigma2 I_d)``.
 Model ``t`` is the sample mean and covariance of its training set ``D_t`` of ``m``
@@ -17,7 +17,11 @@ fit.  ``D_1`` is ``n`` real points; for ``t >= 2``:
     (``t n`` points);
 ``accumulate-subsample``
     a uniform ``n``-subset, without replacement, of that pool,
-    drawn afresh every iteration.
+    drawn afresh every iteration;
+any other rule (:class:`~collapse.analysis.workflows.Workflow`, ``fresh`` included)
+    what the rule says: a real part (the real batch, a fresh real batch ``F_t`` of ``n``
+    new points, or nothing) and the synthetic batches of a window, their union, a uniform
+    ``m``-subset of it or a stratified one.
 
 Metrics per replicate and iteration (names from :mod:`collapse.analysis.vocabulary`):
 
@@ -36,22 +40,28 @@ Metrics per replicate and iteration (names from :mod:`collapse.analysis.vocabula
     the exact expected negative log-likelihood of a fresh real
     point, ``+inf`` when ``Sigma_hat`` is singular.
 
-No metric is ever NaN.  A covariance is singular exactly when ``n - 1 < d``: the real
-points span an affine subspace of dimension ``n - 1``, every model's mean lies in it
-and its covariance lives on it, so every later point does too, under all three
-workflows.  Numerically, a covariance whose Cholesky factorisation fails also counts
-as singular, and a test NLL whose inverse terms overflow float64 is ``+inf``.
+No metric is ever NaN.  Under the paper's three workflows a covariance is singular
+exactly when ``n - 1 < d``: the real points span an affine subspace of dimension
+``n - 1``, every model's mean lies in it and its covariance lives on it, so every later
+point does too; the same holds for every rule without fresh real data, and a subsample
+of ``m`` points is singular whenever ``m - 1 < d``.  Fresh real batches add directions,
+so under ``real=fresh`` with ``n - 1 < d`` the rank is read off the fitted covariance
+(:func:`collapse.simulate.gaussian_fit.fit_eigen`).  Numerically, a covariance whose
+Cholesky factorisation fails also counts as singular, and a test NLL whose inverse
+terms overflow float64 is ``+inf``.
 
 Engines (``engine=``):
 
 ``points``
     the reference, :mod:`collapse.simulate.gaussian_points`: draws the points and
-    fits them, literally, for every workflow.
+    fits them, literally, for every rule (subsamples included).
 ``stats``
-    sufficient statistics, for ``replace`` and ``accumulate`` only,
-    :mod:`collapse.simulate.gaussian_stats`: an iteration costs ``O(d^3)`` whatever ``n``.
+    sufficient statistics, :mod:`collapse.simulate.gaussian_stats`, for every rule that
+    keeps whole batches (``size=all``: replace, accumulate, fresh, windows), except
+    ``real=fresh`` with ``n - 1 < d``: a batch is its mean and scatter, an iteration
+    costs ``O(K d^3)`` for a window of ``K`` batches whatever ``n``.
 ``auto``
-    ``stats`` where valid, else ``points``.
+    ``stats`` where valid (:func:`stats_valid`), else ``points``.
 
 Iteration 1 is fitted from the real points by the same code in every engine, so it
 is bit-for-bit identical across workflows and engines for one seed.  Engines agree
@@ -63,8 +73,9 @@ Units: the engines simulate the standardised process ``x / sigma`` (truth
 Randomness and memory.  Replicates are grouped in blocks (:mod:`collapse.simulate.streams`)
 whose size depends on ``n`` and ``d`` only.  Block ``b``'s real points come from its
 ``REAL`` stream, so they are shared by all workflows and engines and do not depend on
-the number of replicates; everything else comes from its ``PROCESS`` stream (bit
-generator SFC64), consumed iteration by iteration with a fixed amount of work per
+the number of replicates; the fresh real batches of ``real=fresh`` come from its
+``FRESH`` stream, and everything else from its ``PROCESS`` stream (bit generator
+SFC64), each consumed iteration by iteration with a fixed amount of work per
 iteration, so the first ``t`` iterations never depend on ``iterations``.  Replicates
 run in chunks of whole blocks, each iteration a few batched array operations per
 chunk (the Python loops run over iterations, chunks, blocks and the rows of small
@@ -87,7 +98,7 @@ import threading
 
 import numpy as np
 
-from collapse.analysis.checks import check_int, check_workflow
+from collapse.analysis.checks import check_int
 from collapse.analysis.errors import CollapseError
 from collapse.analysis.vocabulary import (
     ACCUMULATE,
@@ -104,14 +115,13 @@ from collapse.analysis.vocabulary import (
     STATS,
     TEST_NLL,
     UNBIASED,
+    WORKFLOWS,
 )
+from collapse.analysis.workflows import Workflow, as_rule
 from collapse.simulate import streams
 from collapse.simulate.gaussian_fit import Block, Config, Record, Workspace
-from collapse.simulate.gaussian_points import points_chunk
-from collapse.simulate.gaussian_stats import accumulate_chunk, replace_chunk
-
-#: Workflows that the sufficient-statistic engine can run.
-STATS_WORKFLOWS: tuple[str, ...] = (REPLACE, ACCUMULATE)
+from collapse.simulate.gaussian_points import points_chunk, rule_points_chunk
+from collapse.simulate.gaussian_stats import accumulate_chunk, replace_chunk, rule_stats_chunk
 
 # A chunk aims at a cache-friendly working set, grows to a few replicates (to amortise
 # the per-operation overhead) while it stays under the hard limit.
@@ -120,9 +130,21 @@ _CHUNK_LIMIT_BYTES = 2**30
 _CHUNK_MIN_REPLICATES = 4
 
 
+def stats_valid(rule: Workflow, n: int, dim: int) -> bool:
+    """Whether the sufficient-statistic engine can run ``rule``.
+
+    It needs whole batches (no subsample), and, under ``real=fresh``, training sets that
+    span every direction (``n - 1 >= d``): fresh batches leave the subspace in which the
+    engine works when the real batch spans fewer dimensions.
+    """
+    if rule.size is not None:
+        return False
+    return rule.real != "fresh" or n - 1 >= dim
+
+
 def _check_config(workflow, n, dim, iterations, replicates, sigma2, covariance, seed,
                   chunk_size, engine) -> tuple[Config, int, int, int | None]:
-    check_workflow(workflow)
+    rule = as_rule(workflow)
     n = check_int("n", n, 2)
     dim = check_int("dim", dim, 1)
     iterations = check_int("iterations", iterations, 1)
@@ -138,13 +160,20 @@ def _check_config(workflow, n, dim, iterations, replicates, sigma2, covariance, 
                             f"(got {covariance!r})")
     if engine not in ENGINES:
         raise CollapseError(f"engine must be one of {', '.join(ENGINES)} (got {engine!r})")
-    if engine == STATS and workflow not in STATS_WORKFLOWS:
-        raise CollapseError(f"engine {STATS!r} supports workflows {', '.join(STATS_WORKFLOWS)} "
-                            f"only (got {workflow!r}); use {POINTS!r} or {AUTO!r}")
+    rule.check(n)
+    size = rule.subsample_size(n)
+    if covariance == UNBIASED and size is not None and size < 2:
+        raise CollapseError(f"workflow key size={rule.size}: the unbiased covariance (divisor "
+                            f"m-1) needs training sets of at least 2 points")
+    valid = stats_valid(rule, n, dim)
+    if engine == STATS and not valid:
+        raise CollapseError(f"engine {STATS!r} runs rules that keep whole batches (size=all; "
+                            f"real=fresh only with n - 1 >= dim), not {rule.label}; use "
+                            f"{POINTS!r} or {AUTO!r}")
     if engine == AUTO:
-        engine = STATS if workflow in STATS_WORKFLOWS else POINTS
-    config = Config(workflow=workflow, engine=engine, n=n, dim=dim, iterations=iterations,
-                    sigma2=float(sigma2), unbiased=covariance == UNBIASED)
+        engine = STATS if valid else POINTS
+    config = Config(workflow=rule.label, engine=engine, n=n, dim=dim, iterations=iterations,
+                    sigma2=float(sigma2), unbiased=covariance == UNBIASED, rule=rule)
     return config, replicates, seed, chunk_size
 
 
@@ -161,6 +190,14 @@ def bytes_per_replicate(config: Config) -> int:
     """Rough peak working set of one replicate (bytes), for the chunk size."""
     n, d, T, k = config.n, config.dim, config.iterations, config.rank
     real = 2 * n * d + (k * d if config.singular else 0)
+    if config.workflow not in WORKFLOWS:
+        rule = config.rule
+        slots = T - 1 if rule.window is None else min(rule.window, T - 1)
+        if config.engine == STATS:
+            return 8 * (real + (slots + 4) * (k * k + k) + 20 * k * k)
+        largest = rule.subsample_size(n) or (1 + slots) * n
+        # the batches, the training set, its centred copy and a singular sampler
+        return 8 * (real + (1 + slots) * n * d + 3 * largest * d + 2 * n * largest + 10 * d * d)
     if config.engine == STATS:
         words = real + 20 * k * k
     elif config.workflow == REPLACE:
@@ -217,8 +254,10 @@ def simulate_gaussian(workflow: str, *, n: int, dim: int, iterations: int, repli
 
     Parameters
     ----------
-    workflow : str
-        ``replace``, ``accumulate`` or ``accumulate-subsample``.
+    workflow : str or Workflow
+        A preset (``replace``, ``accumulate``, ``accumulate-subsample``, ``fresh``), a
+        spec such as ``"real=original,synthetic=window:3"``, or a
+        :class:`~collapse.analysis.workflows.Workflow`.
     n : int
         Points per model (``>= 2``).
     dim : int
@@ -238,7 +277,7 @@ def simulate_gaussian(workflow: str, *, n: int, dim: int, iterations: int, repli
         Replicates per batched computation, rounded down to whole blocks (at least one
         block); ``None`` picks chunks of about 256 MiB.  The output does not depend on it.
     engine : {"auto", "stats", "points"}
-        ``stats`` runs replace and accumulate only.
+        ``stats`` runs rules that keep whole batches (:func:`stats_valid`).
 
     Returns
     -------
@@ -257,18 +296,26 @@ def simulate_gaussian(workflow: str, *, n: int, dim: int, iterations: int, repli
     >>> out = simulate_gaussian("replace", n=10, dim=2, iterations=3, replicates=8)
     >>> out["cov_trace_ratio"].shape
     (8, 3)
+    >>> window = simulate_gaussian("real=original,synthetic=window:3", n=10, dim=2,
+    ...                            iterations=3, replicates=8)
+    >>> bool((window["mean_sq_error"][:, 0] == out["mean_sq_error"][:, 0]).all())
+    True
     """
     config, replicates, seed, chunk_size = _check_config(
         workflow, n, dim, iterations, replicates, sigma2, covariance, seed, chunk_size, engine)
     block = block_size(config.n, config.dim)
     threads = streams.thread_count()
     chunk = _chunk_size(chunk_size, bytes_per_replicate(config), block, replicates, threads)
-    if config.engine == POINTS:
+    if config.workflow not in WORKFLOWS:
+        # every other rule, fresh included (the paper's three keep their own engines)
+        run = rule_points_chunk if config.engine == POINTS else rule_stats_chunk
+    elif config.engine == POINTS:
         run = points_chunk
     elif config.workflow == REPLACE:
         run = replace_chunk
     else:
         run = accumulate_chunk
+    fresh = config.rule.real == "fresh"
     record = Record.empty(replicates, config.iterations)
     local = threading.local()
 
@@ -283,7 +330,9 @@ def simulate_gaussian(workflow: str, *, n: int, dim: int, iterations: int, repli
             real[b.start - start:b.stop - start] = rng.standard_normal((b.size, config.n,
                                                                         config.dim))
         blocks = [Block(b.start - start, b.stop - start,
-                        streams.generator(seed, streams.PROCESS, b.index)) for b in part]
+                        streams.generator(seed, streams.PROCESS, b.index),
+                        streams.generator(seed, streams.FRESH, b.index) if fresh else None)
+                  for b in part]
         run(config, real, blocks, record, slice(start, stop), local.workspace)
 
     streams.run_chunks(run_chunk, streams.chunks(streams.blocks(replicates, block), chunk),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -19,7 +20,11 @@ from collapse.simulate._linalg import safe_cholesky, tri_inv
 
 @dataclass(frozen=True)
 class Config:
-    """Validated arguments of one run; ``engine`` is resolved (never ``auto``)."""
+    """Validated arguments of one run; ``engine`` is resolved (never ``auto``).
+
+    ``workflow`` is the rule's label (a preset name or its canonical spec) and ``rule``
+    the :class:`~collapse.analysis.workflows.Workflow` itself.
+    """
 
     workflow: str
     engine: str
@@ -28,6 +33,7 @@ class Config:
     iterations: int
     sigma2: float
     unbiased: bool
+    rule: Any = None
 
     @property
     def singular(self) -> bool:
@@ -138,20 +144,23 @@ def cholesky_logdet(lower: np.ndarray, failed: np.ndarray | None) -> np.ndarray:
     return logdet
 
 
-def fit_points(data: np.ndarray, config: Config, centre: bool = True) -> Fit:
+def fit_points(data: np.ndarray, config: Config, centre: bool = True,
+               singular: bool | None = None) -> Fit:
     """Fit mean and covariance to ``data`` ``(R, m, d)``; the metrics' raw terms.
 
     The scatter is ``sum (x - mu)(x - mu)^T`` from centred points, or with
     ``centre=False`` ``sum x x^T - m mu mu^T`` (one pass less; exact up to rounding
     of order ``eps m ||mu||^2``, harmless unless the covariance collapses, which
     only ``replace`` does).  float32 data (the subsample pool) are fitted in float32
-    and the results widened to float64.
+    and the results widened to float64.  ``singular`` (default ``config.singular``)
+    says that every covariance is singular by construction (the points span fewer
+    than ``d`` dimensions): the sampler is then the centred points themselves.
     """
     reps, m, d = data.shape
     divisor = config.divisor(m)
     mu = np.matmul(np.full(m, 1.0 / m, dtype=data.dtype), data).astype(np.float64, copy=False)
     mu_sq = np.einsum("ri,ri->r", mu, mu)
-    if config.singular:
+    if config.singular if singular is None else singular:
         centred = data - mu[:, None, :]
         trace = np.einsum("rij,rij->r", centred, centred) / divisor
         centred *= 1.0 / math.sqrt(divisor)
@@ -173,13 +182,53 @@ def fit_points(data: np.ndarray, config: Config, centre: bool = True) -> Fit:
                trinv=trinv, quad=quad, lower=lower, scatter=scatter)
 
 
+#: A covariance whose smallest eigenvalue is at most this fraction of its largest counts as
+#: singular in :func:`fit_eigen`: rounding leaves exact null directions near
+#: ``1e-16`` relative, while a sample covariance of points that span every direction falls
+#: this low with probability of order ``1e-10`` (its smallest eigenvalue has a bounded
+#: density near zero).
+RANK_TOLERANCE = 1e-10
+
+
+def fit_eigen(data: np.ndarray, config: Config) -> Fit:
+    """Fit mean and covariance to ``data`` ``(R, m, d)`` whose rank is not known in advance.
+
+    For rules whose training sets may or may not span every direction (fresh real
+    batches added to points that live in a lower-dimensional subspace): the covariance
+    is diagonalised, eigenvalues at most :data:`RANK_TOLERANCE` times the largest are
+    null directions, and the sampler ``diag(sqrt(w)) V^T`` draws exactly from
+    ``N(mu, Sigma_hat)`` whatever its rank (``d`` variates per point).  A fit with a
+    null direction is singular: ``log det = -inf``, ``tr Sigma^{-1} = inf``.
+    """
+    reps, m, d = data.shape
+    mu = np.matmul(np.full(m, 1.0 / m), data)
+    mu_sq = np.einsum("ri,ri->r", mu, mu)
+    centred = data - mu[:, None, :]
+    sigma = np.matmul(centred.transpose(0, 2, 1), centred) / config.divisor(m)
+    values, vectors = np.linalg.eigh(sigma)
+    null = values <= RANK_TOLERANCE * np.maximum(values[:, -1:], 0.0)
+    singular = null.any(axis=1)
+    root = np.where(null, 0.0, np.sqrt(np.maximum(values, 0.0)))
+    sampler = (vectors * root[:, None, :]).transpose(0, 2, 1)
+    safe = np.where(null, 1.0, values)
+    with np.errstate(divide="ignore"):
+        logdet = np.where(singular, -np.inf, np.log(safe).sum(axis=1))
+    projected = np.einsum("rdk,rd->rk", vectors, mu)
+    trinv = np.where(singular, np.inf, (1.0 / safe).sum(axis=1))
+    quad = np.where(singular, np.inf, (projected**2 / safe).sum(axis=1))
+    return Fit(mu=mu, sampler=sampler, mu_sq=mu_sq, trace=np.einsum("rii->r", sigma),
+               logdet=logdet, trinv=trinv, quad=quad)
+
+
 @dataclass(frozen=True)
 class Block:
-    """Replicates ``lo:hi`` of a chunk (chunk-relative) and their process generator."""
+    """Replicates ``lo:hi`` of a chunk (chunk-relative), their process generator and (for
+    rules with ``real=fresh``) the generator of their fresh real batches."""
 
     lo: int
     hi: int
     rng: np.random.Generator
+    fresh: np.random.Generator | None = None
 
 
 def sample_block(block: Block, fit: Fit, count: int, out: np.ndarray | None = None

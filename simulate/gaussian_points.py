@@ -12,6 +12,17 @@ first ``t`` iterations never depend on how many follow.  Where ``n >= 2 (d + 1)`
 accumulate-subsample pool is stored in float32 (:func:`pool_dtype`): the rounding moves
 the metrics by about ``1e-6`` relative, checked against float64 on the same draws in
 the tests.
+
+Every other rule (:class:`~collapse.analysis.workflows.Workflow`) runs in
+:func:`rule_points_chunk`: the batches of a replicate live in one array, slot 0 for the
+real part (the real batch ``R``, or the fresh batch ``F_t`` written over it for every
+model under ``real=fresh``) and one slot per synthetic batch in the window (batch ``S_j`` in
+slot ``(j - 1) mod K + 1``, so the batch that leaves the window frees the slot of the new
+one and the pool of model ``t`` is always one contiguous run of slots).  ``D_t`` is that
+run, a uniform ``m``-subset of it (:func:`draw_subset`), or a stratified subset: real and
+synthetic parts subsampled separately.  Iteration ``t`` consumes, in this order, the batch
+``S_{t-1}`` (process stream), ``F_t`` (the block's ``FRESH`` stream) and the subsets
+(process stream).
 """
 
 from __future__ import annotations
@@ -22,8 +33,10 @@ from collapse.analysis.vocabulary import ACCUMULATE, ACCUMULATE_SUBSAMPLE, REPLA
 from collapse.simulate.gaussian_fit import (
     Block,
     Config,
+    Fit,
     Record,
     Workspace,
+    fit_eigen,
     fit_points,
     sample_block,
 )
@@ -124,3 +137,73 @@ def points_chunk(config: Config, real: np.ndarray, blocks: list[Block],
         else:
             pool[:, t * n:(t + 1) * n] = batch
             data = pool[:, :(t + 1) * n]
+
+
+def _rule_fit(data: np.ndarray, config: Config) -> Fit:
+    """The fit of a training set of a general rule, by how its rank is known.
+
+    Points that span fewer than ``d`` dimensions by construction (``m - 1 < d``, or
+    everything in the ``n - 1`` dimensional hull of the real batch when no fresh real
+    data arrive) take :func:`fit_points`'s singular path; points that span every
+    direction almost surely (``n - 1 >= d`` and ``m - 1 >= d``) its Cholesky path; only
+    fresh real batches added to a lower-dimensional hull leave the rank to the data
+    (:func:`collapse.simulate.gaussian_fit.fit_eigen`).
+    """
+    m, d = data.shape[1], config.dim
+    if m - 1 < d or (config.singular and config.rule.real != "fresh"):
+        return fit_points(data, config, singular=True)
+    if config.singular:
+        return fit_eigen(data, config)
+    return fit_points(data, config, singular=False)
+
+
+def _subset_into(index: np.ndarray, block: Block, population: int, size: int,
+                 offset: int) -> None:
+    """Uniform ``size``-subsets of ``offset .. offset + population - 1`` into ``index``."""
+    if size:
+        index[block.lo:block.hi] = draw_subset(block.rng, block.hi - block.lo, population,
+                                               size) + offset
+
+
+def rule_points_chunk(config: Config, real: np.ndarray, blocks: list[Block],
+                      record: Record, rows: slice, workspace: Workspace) -> None:
+    """Any rule, literally: keep the batches, assemble ``D_t``, fit it, sample from it."""
+    rule = config.rule
+    reps, n, d = real.shape
+    T = config.iterations
+    fit = fit_points(real, config)
+    record.put_fit(rows, 1, fit)
+    if T == 1:
+        return
+    slots = T - 1 if rule.window is None else min(rule.window, T - 1)
+    width = (1 + slots) * n
+    store = workspace.array("rule_store", (reps, width, d))
+    store[:, :n] = real
+    flat_store = store.reshape(-1, d)
+    offsets = np.arange(reps, dtype=np.intp)[:, None] * width
+    start = 0 if rule.real != "none" else n  # the pool starts at the real slot, if kept
+    size = rule.subsample_size(n)
+    counts = rule.stratified_counts(n)
+    index = np.empty((reps, size), dtype=np.intp) if size is not None else None
+    for t in range(2, T + 1):
+        slot = (t - 2) % slots + 1  # S_{t-1}
+        for block in blocks:
+            sample_block(block, fit, n, out=store[block.lo:block.hi, slot * n:(slot + 1) * n])
+        if rule.real == "fresh":
+            for block in blocks:
+                store[block.lo:block.hi, :n] = block.fresh.standard_normal(
+                    (block.hi - block.lo, n, d))
+        stop = (1 + min(t - 1, slots)) * n
+        if size is None:
+            data = store[:, start:stop]
+        else:
+            for block in blocks:
+                if counts is None:
+                    _subset_into(index, block, stop - start, size, start)
+                else:
+                    m_r, m_s = counts
+                    _subset_into(index[:, :m_r], block, n, m_r, 0)
+                    _subset_into(index[:, m_r:], block, stop - n, m_s, n)
+            data = np.take(flat_store, index + offsets, axis=0)
+        fit = _rule_fit(data, config)
+        record.put_fit(rows, t, fit)

@@ -12,8 +12,18 @@ in the ``k = n - 1`` dimensional span of the real points (coordinates ``w = Q^T 
 an orthonormal basis ``Q`` of it, with the constant part of the real mean orthogonal
 to it added back to ``mean_sq_error``).
 
+Every other rule that keeps whole batches (``size=all``) runs in :func:`rule_stats_chunk`:
+each batch is its ``(mean, scatter)``, the synthetic batches of a window in a ring of
+``K`` slots (batch ``S_j`` in slot ``(j - 1) mod K``) or, under ``synthetic=all``, merged
+into one running pool, and the training set of model ``t`` is the merge of its parts by
+Chan's formula, ``M = sum_p M_p + sum_p c_p (xbar_p - m)(xbar_p - m)^T``.  A fresh real
+batch is ``(g / sqrt(n), C C^T)`` with ``g`` standard normal and ``C`` a Bartlett factor of
+``Wishart_d(n - 1, I)``, drawn from the block's ``FRESH`` stream; fresh batches span new
+directions, so rules with ``real=fresh`` run here only when ``n - 1 >= d``.
+
 Each iteration draws a fixed number of variates per replicate from the block's
-process stream, so the first ``t`` iterations never depend on how many follow.
+process stream (and, under ``real=fresh``, its fresh stream), so the first ``t``
+iterations never depend on how many follow.
 """
 
 from __future__ import annotations
@@ -80,11 +90,13 @@ class _BatchDraws:
         self.bartlett = np.zeros((reps, k, k))
         self.bartlett_logdet = np.empty(reps)
 
-    def draw(self, blocks: list[Block]) -> None:
+    def draw(self, blocks: list[Block], fresh: bool = False) -> None:
+        """Fill from each block's process stream (or, ``fresh=True``, its fresh stream)."""
         for block in blocks:
             part = slice(block.lo, block.hi)
-            block.rng.standard_normal(out=self.mean_noise[part])
-            draw_bartlett(block.rng, block.hi - block.lo, self.k, self.df,
+            rng = block.fresh if fresh else block.rng
+            rng.standard_normal(out=self.mean_noise[part])
+            draw_bartlett(rng, block.hi - block.lo, self.k, self.df,
                           self.bartlett[part], self.bartlett_logdet[part])
 
 
@@ -134,6 +146,76 @@ def accumulate_chunk(config: Config, real: np.ndarray, blocks: list[Block],
                    + (size * n / merged) * shift[:, :, None] * shift[:, None, :])
         mean = mean + (n / merged) * shift
         size = merged
+        sigma = scatter / config.divisor(size)
+        factor, failed = safe_cholesky(sigma)
+        if config.singular:
+            logdet = np.full(reps, -np.inf)
+            trinv = quad = np.full(reps, np.inf)
+        else:
+            logdet = cholesky_logdet(factor, failed)
+            trinv, quad = inverse_terms(factor, mean, failed)
+        record.put(rows, t, np.einsum("ri,ri->r", mean, mean) + reduced.offset_sq,
+                   np.einsum("rii->r", sigma), logdet, trinv, quad)
+
+
+def _merge(counts: np.ndarray, means: np.ndarray, scatters: np.ndarray
+           ) -> tuple[int, np.ndarray, np.ndarray]:
+    """Count, mean and scatter of the union of parts ``(R, P, k)``, ``(R, P, k, k)``."""
+    total = int(counts.sum())
+    weights = counts / total
+    mean = np.einsum("p,rpk->rk", weights, means)
+    deviation = means - mean[:, None, :]
+    scatter = scatters.sum(axis=1) + np.einsum("p,rpi,rpj->rij", counts.astype(float),
+                                               deviation, deviation)
+    return total, mean, scatter
+
+
+def rule_stats_chunk(config: Config, real: np.ndarray, blocks: list[Block],
+                     record: Record, rows: slice, workspace: Workspace) -> None:
+    """Any rule with ``size=all``: merge the per-batch (mean, scatter) of ``D_t``."""
+    rule = config.rule
+    fit = fit_points(real, config)
+    record.put_fit(rows, 1, fit)
+    T = config.iterations
+    if T == 1:
+        return
+    reduced = _reduce(real, fit, config)
+    k, n = config.rank, config.n
+    reps = real.shape[0]
+    mean, factor = reduced.mu, reduced.factor  # model 1
+    draws = _BatchDraws(reps, k, n - 1)
+    fresh = _BatchDraws(reps, k, n - 1) if rule.real == "fresh" else None
+    # A window always lives in a ring (never a function of T, so that the first t
+    # iterations are the same arithmetic whatever the iteration count).
+    ring = rule.window is not None
+    slots = min(rule.window, T - 1) if ring else 1
+    means = np.zeros((reps, 1 + slots, k))  # part 0: the real part; then the synthetic parts
+    scatters = np.zeros((reps, 1 + slots, k, k))
+    counts = np.zeros(1 + slots, dtype=np.int64)
+    if rule.real == "original":
+        means[:, 0], scatters[:, 0], counts[0] = reduced.mu, reduced.scatter, n
+    for t in range(2, T + 1):
+        draws.draw(blocks)  # the batch S_{t-1} drawn from model t - 1
+        batch_mean = mean + np.einsum("rij,rj->ri", factor, draws.mean_noise) / math.sqrt(n)
+        root = np.matmul(factor, draws.bartlett)
+        batch_scatter = np.matmul(root, root.transpose(0, 2, 1))
+        if ring:
+            slot = 1 + (t - 2) % slots
+            means[:, slot], scatters[:, slot], counts[slot] = batch_mean, batch_scatter, n
+        elif counts[1] == 0:
+            means[:, 1], scatters[:, 1], counts[1] = batch_mean, batch_scatter, n
+        else:  # synthetic=all: merge S_{t-1} into the running synthetic pool
+            pair = np.array([counts[1], n])
+            counts[1], means[:, 1], scatters[:, 1] = _merge(
+                pair, np.stack([means[:, 1], batch_mean], axis=1),
+                np.stack([scatters[:, 1], batch_scatter], axis=1))
+        if fresh is not None:
+            fresh.draw(blocks, fresh=True)
+            means[:, 0] = fresh.mean_noise / math.sqrt(n)
+            scatters[:, 0] = np.matmul(fresh.bartlett, fresh.bartlett.transpose(0, 2, 1))
+            counts[0] = n
+        live = counts > 0
+        size, mean, scatter = _merge(counts[live], means[:, live], scatters[:, live])
         sigma = scatter / config.divisor(size)
         factor, failed = safe_cholesky(sigma)
         if config.singular:

@@ -1,4 +1,5 @@
-"""Monte Carlo of the paper's iterated kernel density estimation, vectorised over replicates.
+"""Monte Carlo of iterated kernel density estimation under any workflow rule, vectorised
+over replicates.
 
 The algorithm (one replicate).  ``D_1`` is ``n`` real points
 from the truth ``p0``.  Model ``t`` is the Gaussian KDE::
@@ -15,7 +16,11 @@ noise, ``n`` times independently.  ``D_t`` for ``t >= 2``:
     the real points plus all points drawn from models ``1..t-1`` (``t n``);
 ``accumulate-subsample``
     a uniform ``n``-subset, without replacement, of that pool, drawn
-    afresh every iteration.
+    afresh every iteration;
+any other rule (:class:`~collapse.analysis.workflows.Workflow`, ``fresh`` included)
+    the rule's pool of batches (the real batch or a fresh real batch, and the synthetic
+    batches of a window), its union, a uniform ``m``-subset or a stratified subset
+    (:func:`_run_rule_chunk`); every synthetic point keeps its parent in ``D_t``.
 
 Bandwidth: a fixed ``h``, or ``scott`` / ``silverman`` re-estimated on ``D_t`` at every
 iteration exactly as sklearn's ``KernelDensity(bandwidth=...)`` does, which depends on
@@ -25,7 +30,8 @@ iteration exactly as sklearn's ``KernelDensity(bandwidth=...)`` does, which depe
     silverman: h = (m (d+2) / 4)^(-1/(d+4))
 
 So under ``replace`` and ``accumulate-subsample`` the rule gives one constant ``h``, and
-under ``accumulate`` it shrinks as the pool grows.  As in the paper's ``fit_kdes.py``,
+under ``accumulate`` it shrinks as the pool grows; in general it is the rule at the
+training-set size ``m = |D_t|`` of the rule.  As in the paper's ``fit_kdes.py``,
 sampling from model ``t`` uses the bandwidth model ``t`` was fitted with.
 
 Metrics per replicate and iteration ``t`` (names from :mod:`collapse.analysis.vocabulary`):
@@ -57,8 +63,9 @@ at every iteration (``O(H t n + t^2 n^2 / 2)``; symmetry halves the pair sum).
 Randomness.  Replicates are grouped in blocks (:func:`block_size`, a function of ``n``
 and ``d``) with the streams of :mod:`collapse.simulate.streams`: block ``b``'s ``REAL``
 stream feeds the real and held-out data (shared by all workflows, so iteration 1 is
-identical across workflows for one seed), its ``PROCESS`` stream the workflow's own
-draws, a fixed amount per iteration, so the first ``t`` iterations never depend on how
+identical across workflows for one seed), its ``FRESH`` stream the fresh real batches of
+``real=fresh``, its ``PROCESS`` stream the workflow's own draws, a fixed amount per
+iteration, so the first ``t`` iterations never depend on how
 many follow.  Chunks are whole blocks, and kernel matrices are split into pieces whose
 size does not depend on the chunk, so results are bit-for-bit identical whatever
 ``chunk_size``.
@@ -68,11 +75,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from collapse.analysis.checks import check_int, check_workflow
+from collapse.analysis.checks import check_int
 from collapse.analysis.errors import CollapseError
 from collapse.analysis.truths import GaussianMixture
 from collapse.analysis.vocabulary import (
@@ -84,7 +91,9 @@ from collapse.analysis.vocabulary import (
     SCOTT,
     SILVERMAN,
     TEST_NLL,
+    WORKFLOWS,
 )
+from collapse.analysis.workflows import as_rule
 from collapse.simulate import streams
 from collapse.simulate.datasets import (
     TRUTHS,
@@ -147,6 +156,7 @@ class KDEConfig:
     heldout: int
     seed: int
     chunk_size: int
+    rule: Any = None  # the Workflow; ``workflow`` is its label
 
     def bandwidth_at(self, m: int) -> float:
         """Bandwidth of a model fitted on ``m`` points (fixed, or the rule at ``m``)."""
@@ -155,7 +165,10 @@ class KDEConfig:
         return self.bandwidth
 
     def training_size(self, t: int) -> int:
-        """``m_t = |D_t|``: ``t n`` under accumulate, else ``n``."""
+        """``m_t = |D_t|``: ``t n`` under accumulate, ``n`` under the other two presets, and
+        what the rule says for any other rule."""
+        if self.workflow not in WORKFLOWS:
+            return self.rule.training_size(self.n, t)
         return t * self.n if self.workflow == ACCUMULATE else self.n
 
 
@@ -212,8 +225,9 @@ def make_config(
     chunk_size: int | None = None,
 ) -> KDEConfig:
     """Validate arguments into a :class:`KDEConfig`; bad input raises :class:`CollapseError`."""
-    check_workflow(workflow)
+    rule = as_rule(workflow)
     n = check_int("n", n, 2)
+    rule.check(n)
     iterations = check_int("iterations", iterations, 1)
     replicates = check_int("replicates", replicates, 1)
     heldout = check_int("heldout", heldout, 1)
@@ -227,8 +241,8 @@ def make_config(
     block = block_size(n, sampler.dim)
     chunk = -(-chunk // block) * block  # whole blocks
     return KDEConfig(
-        workflow, n, iterations, replicates, truth, sampler.dim, float(sigma0), bandwidth,
-        heldout, seed, chunk,
+        rule.label, n, iterations, replicates, truth, sampler.dim, float(sigma0), bandwidth,
+        heldout, seed, chunk, rule,
     )
 
 
@@ -380,10 +394,12 @@ class _Streams:
     its ``PROCESS`` stream (:mod:`collapse.simulate.streams`).
     """
 
-    def __init__(self, seed: int, part: Sequence[streams.Block]) -> None:
+    def __init__(self, seed: int, part: Sequence[streams.Block], fresh: bool = False) -> None:
         self.sizes = [b.size for b in part]
         self.data = [streams.generator(seed, streams.REAL, b.index) for b in part]
         self.proc = [streams.generator(seed, streams.PROCESS, b.index) for b in part]
+        self.fresh = [streams.generator(seed, streams.FRESH, b.index) for b in part] \
+            if fresh else []
 
     @staticmethod
     def _cat(rngs, sizes, fn) -> np.ndarray:
@@ -395,6 +411,10 @@ class _Streams:
 
     def proc_draw(self, fn) -> np.ndarray:
         return self._cat(self.proc, self.sizes, fn)
+
+    def fresh_draw(self, fn) -> np.ndarray:
+        """From the blocks' ``FRESH`` streams: the fresh real batches of ``real=fresh``."""
+        return self._cat(self.fresh, self.sizes, fn)
 
 
 class _PoolSums:
@@ -517,6 +537,114 @@ def _run_chunk(
     return mise, nll
 
 
+def _subset(draws: _Streams, pool: np.ndarray, size: int, offset: int) -> np.ndarray:
+    """Indices (into the store) of a uniform ``size``-subset of ``pool`` points per replicate,
+    which start at ``offset``: the ``size`` smallest of uniform keys."""
+    keys = draws.proc_draw(lambda rng, b: rng.random((b, pool)))
+    return np.argpartition(keys, size - 1, axis=1)[:, :size] + offset
+
+
+def _run_rule_chunk(
+    cfg: KDEConfig,
+    sampler: Sampler,
+    part: Sequence[streams.Block],
+    observer: Observer | None = None,
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """:func:`_run_chunk` for any rule (:class:`~collapse.analysis.workflows.Workflow`).
+
+    The batches of a replicate live in one array: slot 0 holds the real part (the real
+    batch, or the fresh batch ``F_t`` of model ``t``, drawn from the block's ``FRESH``
+    stream, under ``real=fresh``) and slot ``(j - 1) mod K + 1`` the synthetic batch
+    ``S_j`` (``K`` the window, or ``T - 1``), so the pool of model ``t`` is one contiguous
+    run of slots.  ``D_t`` is that run, a uniform subset of it (the ``m`` smallest of
+    uniform keys), or a stratified subset (real and synthetic parts separately).  With a
+    fixed bandwidth and a pool that only grows (``synthetic=all``, no subsample) the kernel
+    sums over the kept batches are updated batch by batch as under ``accumulate``, and a
+    fresh batch's terms are added to them at every iteration.
+    """
+    rule = cfg.rule
+    fresh = rule.real == "fresh"
+    draws = _Streams(cfg.seed, part, fresh)
+    c, n, T, d = sum(b.size for b in part), cfg.n, cfg.iterations, cfg.dim
+    mixture = sampler.mixture
+    self_overlap = mixture_self_overlap(mixture) if mixture is not None else 0.0
+    real = draws.data_draw(lambda rng, b: sampler.sample(rng, (b, n)))
+    heldout = draws.data_draw(lambda rng, b: sampler.sample(rng, (b, cfg.heldout)))
+
+    mise = np.full((c, T), np.nan) if mixture is not None else None
+    nll = np.empty((c, T))
+    slots = max(1, T - 1 if rule.window is None else min(rule.window, T - 1))
+    store = np.empty((c, (1 + slots) * n, d))
+    store[:, :n] = real
+    start = 0 if rule.real != "none" else n
+    size = rule.subsample_size(n)
+    counts = rule.stratified_counts(n)
+    # Never a function of T: the path taken must not change with the iteration count.
+    growing = not isinstance(cfg.bandwidth, str) and size is None and rule.window is None
+    kept_start = 0 if rule.real == "original" else n  # what the running sums cover
+    sums: _PoolSums | None = None
+
+    for t in range(1, T + 1):
+        m = cfg.training_size(t)
+        h = cfg.bandwidth_at(m)
+        stop = (1 + min(t - 1, slots)) * n
+        if t == 1:
+            d_t = real
+        else:
+            if fresh:
+                store[:, :n] = draws.fresh_draw(lambda rng, b: sampler.sample(rng, (b, n)))
+            if size is None:
+                d_t = store[:, start:stop]
+            else:
+                if counts is None:
+                    chosen = _subset(draws, stop - start, size, start)
+                else:
+                    m_r, m_s = counts
+                    parts = []
+                    if m_r:
+                        parts.append(_subset(draws, n, m_r, 0))
+                    if m_s:
+                        parts.append(_subset(draws, stop - n, m_s, n))
+                    chosen = np.concatenate(parts, axis=1)
+                d_t = np.take_along_axis(store, chosen[..., None], axis=1)
+        if observer is not None:
+            observer(t, d_t, h, heldout)
+
+        if growing and t >= 2:
+            kept = store[:, kept_start:stop]
+            if sums is None:
+                sums = _PoolSums(heldout, h, mixture)
+            while sums.size < kept.shape[1]:  # batch by batch, so pair sums only cover new rows
+                sums.add(kept[:, sums.size:sums.size + n], kept[:, :sums.size])
+            log_heldout, pair, cross = sums.log_heldout, sums.pair, sums.cross
+            if fresh:  # D_t = F_t plus the kept synthetic batches
+                batch = store[:, :n]
+                log_heldout = np.logaddexp(log_heldout, log_kernel_sums(
+                    heldout, batch, 1.0 / (2.0 * h * h)))
+                if mixture is not None:
+                    scale = 1.0 / (4.0 * h * h)
+                    pair = pair + 2.0 * kernel_sums(batch, kept, scale).sum(axis=-1) \
+                        + kernel_sums(batch, batch, scale).sum(axis=-1)
+                    cross = cross + mixture_kernel_sums(batch, h, mixture)
+            nll[:, t - 1] = _nll_from_log_sums(log_heldout, m, h, d)
+            if mise is not None:
+                mise[:, t - 1] = _mise_from_sums(pair, cross, m, h, d, self_overlap)
+        else:
+            mise_t, nll[:, t - 1] = _metrics(d_t, h, heldout, mixture, self_overlap)
+            if mise is not None:
+                mise[:, t - 1] = mise_t
+
+        if t == T:
+            break
+        parents = draws.proc_draw(lambda rng, b, m=m: rng.integers(0, m, size=(b, n)))
+        noise = draws.proc_draw(lambda rng, b: rng.standard_normal((b, n, d)))
+        new = np.take_along_axis(d_t, parents[..., None], axis=1)
+        new += h * noise
+        slot = (t - 1) % slots + 1  # S_t takes the slot of S_{t-K}, which leaves the window
+        store[:, slot * n:(slot + 1) * n] = new
+    return mise, nll
+
+
 def simulate_kde(
     workflow: str,
     *,
@@ -535,7 +663,9 @@ def simulate_kde(
 
     Parameters
     ----------
-    workflow : one of :data:`collapse.analysis.vocabulary.WORKFLOWS`.
+    workflow : a preset name (``replace``, ``accumulate``, ``accumulate-subsample``,
+        ``fresh``), a spec such as ``"real=original,synthetic=window:3"``, or a
+        :class:`~collapse.analysis.workflows.Workflow`.
     n : real points, and points sampled from every model (``>= 2``).
     iterations : model-fitting iterations ``T`` (iteration 1 = fitted on real data).
     replicates : independent replicates ``R``.
@@ -573,7 +703,8 @@ def _simulate(cfg: KDEConfig, observer: Observer | None = None) -> dict[str, np.
     mise_parts, nll_parts = [], []
     for part in streams.chunks(streams.blocks(cfg.replicates, block_size(cfg.n, cfg.dim)),
                                cfg.chunk_size):
-        mise, nll = _run_chunk(cfg, sampler, part, observer)
+        run = _run_chunk if cfg.workflow in WORKFLOWS else _run_rule_chunk
+        mise, nll = run(cfg, sampler, part, observer)
         nll_parts.append(nll)
         if mise is not None:
             mise_parts.append(mise)

@@ -178,3 +178,74 @@ def save_figure(fig, path: str | os.PathLike, option: str = "plot") -> None:
     fmt = os.fspath(path).rsplit(".", 1)[-1].lower()
     fig.savefig(buffer, format=fmt, dpi=110, bbox_inches="tight")
     write_bytes(path, buffer.getvalue(), option)
+
+
+def draw_value_heatmap(ax, grid, real_sizes: Sequence[int], synthetic_sizes: Sequence[int], *,
+                       metric: str, helps=None, crossover: float | None = None,
+                       crossover_label: str | None = None, source: str = "") -> None:
+    """A heat map of ``grid[i, j]`` (real size ``i``, synthetic size ``j``) on ``ax``.
+
+    Rows are the student's real sizes (bottom to top), columns its synthetic sizes; the
+    cells are equally spaced whatever the sizes (their values label the ticks).  The
+    colour scale is logarithmic when every value is positive and they span more than a
+    decade.  Cells where ``helps`` is true (synthetic data lower the error below the
+    student of the same real size without them) get a white ring, and ``crossover`` (a
+    real size) is drawn as a dashed line, placed by linear interpolation between the two
+    rows around it (the rows are not evenly spaced in size).
+    """
+    import numpy as np
+    from matplotlib.colors import LogNorm, Normalize
+
+    values = np.asarray(grid, dtype=float)
+    finite = values[np.isfinite(values)]
+    norm = None
+    if finite.size and finite.min() > 0 and finite.max() > 10 * finite.min():
+        norm = LogNorm(vmin=finite.min(), vmax=finite.max())
+    elif finite.size:
+        norm = Normalize(vmin=finite.min(), vmax=finite.max())
+    rows, cols = values.shape
+    mesh = ax.pcolormesh(np.arange(cols + 1) - 0.5, np.arange(rows + 1) - 0.5,
+                         np.ma.masked_invalid(values), norm=norm, cmap="viridis",
+                         shading="flat")
+    ax.figure.colorbar(mesh, ax=ax, label=METRIC_LABELS.get(metric, metric))
+    ax.set_xticks(range(cols), [str(s) for s in synthetic_sizes])
+    ax.set_yticks(range(rows), [str(s) for s in real_sizes])
+    ax.set_xlabel("synthetic points n_s")
+    ax.set_ylabel("real points n_r")
+    ax.set_title(f"{metric}{f' ({source})' if source else ''}", fontsize=10)
+    if helps is not None:
+        where = np.argwhere(np.asarray(helps, dtype=bool))
+        if where.size:
+            ax.scatter(where[:, 1], where[:, 0], s=36, facecolors="none", edgecolors="white",
+                       linewidths=1.2, label="synthetic data help")
+    if crossover is not None and rows >= 2:
+        sizes = list(real_sizes)
+        for i in range(rows - 1):
+            if sizes[i] <= crossover <= sizes[i + 1]:
+                y = i + (crossover - sizes[i]) / (sizes[i + 1] - sizes[i])
+                ax.axhline(y, color="white", ls="--", lw=1.4,
+                           label=crossover_label or f"crossover n_r = {crossover:g}")
+                break
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="upper right", framealpha=0.6)
+
+
+def value_figure(panels: Sequence[dict], title: str | None = None):
+    """A new :class:`~matplotlib.figure.Figure` with one heat map per panel (pyplot untouched).
+
+    Each panel is the keyword arguments of :func:`draw_value_heatmap` (without ``ax``).
+    """
+    from matplotlib.figure import Figure
+
+    if not panels:
+        from collapse.analysis.errors import CollapseError
+
+        raise CollapseError("nothing to plot: the result holds no metric")
+    fig = Figure(figsize=(5.2 * len(panels), 4.2))
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, panel in zip(axes, panels):
+        draw_value_heatmap(ax, **panel)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -11,7 +11,11 @@ own streams, one per *purpose*::
 .spawn(..)[b]`` gives).  Purpose :data:`REAL` feeds the real (and held-out) data, so they
 are shared by every workflow and engine and iteration 1 is identical across them for
 one seed; purpose :data:`PROCESS` feeds the draws of the loop itself, consumed in
-iteration order with a fixed amount of work per iteration.  So:
+iteration order with a fixed amount of work per iteration; purpose :data:`FRESH` feeds
+the fresh real batches of rules with ``real=fresh`` (one batch per model ``t >= 2``, in
+iteration order).  Fresh batches have a stream of their own so that they shift neither
+the real data (shared by every rule) nor the loop's draws: a rule that differs only in
+its real data consumes the same ``PROCESS`` numbers.  So:
 
 * the numbers of replicate ``r`` depend only on the seed, the problem and ``r``'s block;
 * the first ``t`` iterations never depend on how many iterations were asked for;
@@ -42,8 +46,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-#: Stream purposes.
-REAL, PROCESS = 0, 1
+#: Stream purposes: real and held-out data; the loop's own draws; fresh real batches.
+REAL, PROCESS, FRESH = 0, 1, 2
 #: Most replicates in one block.
 MAX_BLOCK = 64
 #: Most worker threads.
@@ -54,7 +58,8 @@ _BLOCK_BYTES = 512 * 2**20
 
 
 def generator(seed: int, purpose: int, block: int) -> np.random.Generator:
-    """The generator of ``block`` for ``purpose`` (:data:`REAL` or :data:`PROCESS`)."""
+    """The generator of ``block`` for ``purpose`` (:data:`REAL`, :data:`PROCESS` or
+    :data:`FRESH`)."""
     sequence = np.random.SeedSequence(seed, spawn_key=(purpose, block))
     return np.random.Generator(np.random.SFC64(sequence))
 

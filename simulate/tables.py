@@ -44,9 +44,18 @@ COMPARE_COLUMNS: tuple[str, ...] = (
     "setting", "workflow", "iteration", "metric",
     "theory", "mean", "sem", "z", "p_adjusted", "consistent",
 )
+#: ``collapse value`` (the value of synthetic data): exact theory only ...
+VALUE_THEORY_COLUMNS: tuple[str, ...] = (
+    "setting", "real_size", "synthetic_size", "metric", "value",
+)
+#: ... and with Monte Carlo (``--replicates``); ``theory`` is blank where there is none.
+VALUE_COMPARE_COLUMNS: tuple[str, ...] = (
+    "setting", "real_size", "synthetic_size", "metric",
+    "theory", "mean", "sem", "z", "p_adjusted", "consistent",
+)
 
 
-_INT_COLUMNS = {"iteration", "replicates"}
+_INT_COLUMNS = {"iteration", "replicates", "real_size", "synthetic_size"}
 _BOOL_COLUMNS = {"consistent"}
 _STR_COLUMNS = {"setting", "workflow", "metric"}
 

@@ -466,6 +466,9 @@ def test_bad_workflow_and_engine_combination():
     with pytest.raises(ValueError, match="workflow must be one of replace, accumulate, "
                                          "accumulate-subsample"):
         simulate_gaussian("recycle", **GOOD)
-    with pytest.raises(ValueError, match="engine 'stats' supports workflows replace, "
-                                         "accumulate only"):
+    # the stats engine keeps whole batches: no subsample, and no fresh real batches that
+    # leave the span of a real batch of n - 1 < d dimensions
+    with pytest.raises(ValueError, match="engine 'stats' runs rules that keep whole batches"):
         simulate_gaussian(ACCUMULATE_SUBSAMPLE, engine="stats", **GOOD)
+    with pytest.raises(ValueError, match="not fresh; use 'points' or 'auto'"):
+        simulate_gaussian("fresh", engine="stats", **{**GOOD, "n": 3, "dim": 4})

@@ -214,10 +214,13 @@ class FigureDirective(SphinxDirective):
         if result.verdict:
             aside = sum(result.set_aside.values())
             reasons = ", ".join(f"{v} {k}" for k, v in sorted(result.set_aside.items()))
+            grid = result.run.command == "value"
+            unit = "cells x metrics" if grid else "rows"
             verdict = (f" Verdict of the statistical comparison: **{result.verdict}**, "
-                       f"resting on {result.tested} tested rows"
-                       + (f"; {aside} rows set aside ({reasons}), drawn with hollow markers"
-                          if aside else "") + ".")
+                       f"resting on {result.tested} tested {unit}"
+                       + (f"; {aside} set aside ({reasons})"
+                          + ("" if grid else ", drawn with hollow markers") if aside else "")
+                       + ".")
         lines = [f".. figure:: {rel}", f"   :alt: {alt}", "   :width: 100%", ""]
         lines += ["   " + line for line in self.content] or ["   " + alt]
         lines += ["", f"   Made at build time by this command (exit status {result.status}).{verdict}",

@@ -542,6 +542,51 @@ def lognormal_skew() -> FormulaBlock:
                         ("simulate.stats.summarize",), tuple(lognormal_problems()))
 
 
+# --------------------------------------------------------------------------- workflow rules
+
+
+def rules_limits() -> FormulaBlock:
+    """``t -> infinity`` limits of rules with a window, in ``n`` (and ``K``), MLE."""
+    from collapse.analysis.gaussian_rules import rule_limits, window_limits
+
+    eqs = []
+    for spec, label in (("fresh", r"\texttt{fresh}"),
+                        ("real=original,synthetic=latest",
+                         r"\texttt{real=original,synthetic=latest}")):
+        a, b = rule_limits(spec)
+        eqs.append(Equation(rf"\lim_{{t\to\infty}} a_t\ \ [{label}]", a))
+        eqs.append(Equation(rf"\lim_{{t\to\infty}} b_t\ \ [{label}]", b))
+    for real in ("original", "fresh"):
+        (a, _), _k_symbol = window_limits(real)
+        label = rf"\texttt{{real={real},synthetic=window:}}K"
+        eqs.append(Equation(rf"\lim_{{t\to\infty}} a_t\ \ [{label}]", a))
+    return FormulaBlock(tuple(eqs), ("analysis.gaussian_rules.rule_limits",
+                                     "analysis.gaussian_rules.window_limits"))
+
+
+def rules_fresh_small_t() -> FormulaBlock:
+    """``a_t`` of ``fresh`` for ``t = 2, 3`` as rational functions of ``n`` (MLE)."""
+    from collapse.analysis.gaussian_rules import rule_symbolic_moments
+
+    eqs = tuple(Equation(rf"a_{t_}\ \ [\texttt{{fresh}}]", rule_symbolic_moments("fresh", t_)[0])
+                for t_ in (2, 3))
+    return FormulaBlock(eqs, ("analysis.gaussian_rules.rule_symbolic_moments",))
+
+
+def value_mean_error() -> FormulaBlock:
+    """The Gaussian student's mean error (MLE generator) and the crossover, from the code."""
+    from collapse.analysis.value import gaussian_crossover, gaussian_value_formulas
+
+    a, _, (big_n, n_r, n_s) = gaussian_value_formulas(MLE)
+    eqs = (Equation(r"\frac{E\|\hat\mu_{\mathrm{student}} - \mu_0\|^2}{\operatorname{tr}\Sigma_0}",
+                    a),
+           Equation(r"\left.\frac{\partial a}{\partial n_s}\right|_{n_s = 0}",
+                    sp.factor(sp.diff(a, n_s).subs(n_s, 0))),
+           Equation(r"n_r^{\ast}", gaussian_crossover()))
+    return FormulaBlock(eqs, ("analysis.value.gaussian_value_formulas",
+                              "analysis.value.gaussian_crossover"))
+
+
 #: Every displayed formula block, by the name the pages use.
 FORMULAS: dict[str, Callable[[], FormulaBlock]] = {
     "gaussian-wishart": wishart,
@@ -564,6 +609,9 @@ FORMULAS: dict[str, Callable[[], FormulaBlock]] = {
     "kde-mise-first": mise_first,
     "kde-mise-second": mise_second,
     "compare-lognormal-skew": lognormal_skew,
+    "rules-limits": rules_limits,
+    "rules-fresh-small-t": rules_fresh_small_t,
+    "value-mean-error": value_mean_error,
 }
 
 

@@ -40,7 +40,7 @@ class Run:
 
     command: str
     problem: Problem
-    workflow: str = "all"
+    workflow: str | tuple[str, ...] = "all"  # a tuple: one --workflow per rule
     settings: tuple[tuple[str, Any], ...] = ()
     plot: bool = True
     expect_status: int | None = None  # None: any status is shown as it is
@@ -58,13 +58,26 @@ class Run:
     def call(self):
         import collapse
 
+        if self.command == "value":
+            return collapse.value(self.problem, **dict(self.settings))
         function = {"theory": collapse.theory, "simulate": collapse.simulate,
                     "compare": collapse.compare}[self.command]
-        return function(self.problem, self.workflow, **dict(self.settings))
+        workflow = list(self.workflow) if isinstance(self.workflow, tuple) else self.workflow
+        return function(self.problem, workflow, **dict(self.settings))
 
 
 def _compare(problem: Problem, **settings: Any) -> Run:
     return Run("compare", problem, settings=tuple(settings.items()))
+
+
+def _value(problem: Problem, **settings: Any) -> Run:
+    return Run("value", problem, workflow=(), settings=tuple(settings.items()))
+
+
+#: The rules of the workflows page's figure: the peers' loops, one spec each.
+RULE_SPECS = ("fresh", "real=original,synthetic=window:3",
+              "real=original,synthetic=all,size=25,real-fraction=0.2", "real=fresh,synthetic=all",
+              "real=none,synthetic=window:3")
 
 
 #: Runs used by the pages, by name.
@@ -84,6 +97,19 @@ RUNS: dict[str, Run] = {
                                     settings=(("iterations", 20), ("replicates", 1000),
                                               ("theory_scale", 1.05)),
                                     plot=False, expect_status=1),
+    "rules-gaussian": Run("compare", Gaussian(n=20, dim=2), workflow=("accumulate",) + RULE_SPECS,
+                          settings=(("iterations", 30), ("replicates", 2000))),
+    "rules-kde": Run("compare", KDE(truth="gaussian", n=20, bandwidth=0.5, heldout=50),
+                     workflow=("accumulate",) + RULE_SPECS,
+                     settings=(("iterations", 15), ("replicates", 2000))),
+    "value-gaussian": _value(Gaussian(dim=1), generator_n=100,
+                             real_sizes=(0, 10, 25, 40, 50, 60, 75, 90, 100),
+                             synthetic_sizes=(0, 10, 25, 50, 100, 250, 1000, 10000)),
+    "value-gaussian-mc": _value(Gaussian(dim=2), generator_n=40, real_sizes=(0, 10, 20, 30, 40),
+                                synthetic_sizes=(0, 10, 40, 160), replicates=2000),
+    "value-kde": _value(KDE(truth="gaussian", bandwidth=0.5, heldout=100), generator_n=50,
+                        real_sizes=(0, 5, 10, 20, 30, 40, 50),
+                        synthetic_sizes=(0, 5, 20, 50, 200), replicates=2000),
 }
 
 
@@ -132,7 +158,7 @@ def execute(name: str, outdir: Path = GENERATED) -> RunResult:
                              saved.get("verdict"), saved.get("tested", 0),
                              saved.get("set_aside", {}))
     result = run.call()
-    if run.command == "compare":
+    if run.command in ("compare", "value"):
         stdout, status = result.summary(), result.exit_status
         verdict, tested, aside = result.verdict, result.tested, result.set_aside
     else:
