@@ -88,3 +88,34 @@ ENGINES: tuple[str, ...] = (AUTO, STATS, POINTS)
 
 #: Output formats of every command.
 FORMATS: tuple[str, ...] = ("table", "csv", "json")
+
+
+# ----------------------------------------------------------------------------------------
+# Linear-regression and discrete-distribution settings.
+
+REGRESSION = "regression"
+DISCRETE = "discrete"
+
+# Regression metric: ``||w_hat_t - w||^2``, the excess test error of model t on fresh
+# isotropic inputs ``x ~ N(0, I_d)`` against noiseless labels (squared label units).
+TEST_MSE = "test_mse"
+REGRESSION_METRICS: tuple[str, ...] = (TEST_MSE,)
+
+# Discrete metrics of model t's probability vector ``p_hat_t`` over the K categories.
+GINI_DIVERSITY = "gini_diversity"  #: ``1 - sum_i p_i^2`` (dimensionless)
+ENTROPY = "entropy"  #: ``-sum_i p_i log p_i`` (nats)
+SURVIVING_CATEGORIES = "surviving_categories"  #: categories with ``p_i > 0`` (a count)
+TV_DISTANCE = "tv_distance"  #: ``(1/2) sum_i |p_i - p0_i|`` (dimensionless)
+COLLAPSED = "collapsed"  #: 1 when one category is left, else 0 (its mean is a probability)
+DISCRETE_METRICS: tuple[str, ...] = (
+    GINI_DIVERSITY,
+    ENTROPY,
+    SURVIVING_CATEGORIES,
+    TV_DISTANCE,
+    COLLAPSED,
+)
+
+#: Named truths of the discrete setting: ``p_i = 1/K``, or ``p_i`` proportional to ``1/i``.
+UNIFORM = "uniform"
+ZIPF = "zipf"
+DISCRETE_TRUTHS: tuple[str, ...] = (UNIFORM, ZIPF)
