@@ -1,0 +1,391 @@
+"""Monte Carlo of iterated least squares on one fixed design, vectorised over replicates.
+
+The algorithm (one replicate).  Draw a design ``X`` (``n x d``, iid ``N(0, 1)``; or use
+the given ``design``), true weights ``w ~ N(0, I_d)`` and real labels ``y_0 = X w +
+N(0, sigma2 I_n)``.  Model ``t`` is ``w_hat_t = Z_t^+ y(D_t)``, the least-squares fit by
+the pseudo-inverse on the rows ``Z_t`` of its training set ``D_t``; the batch it
+produces has labels ``X w_hat_t + N(0, sigma2 I_n)`` on the same design.  ``D_1`` is the
+real batch; for ``t >= 2`` the workflow rule (:mod:`collapse.analysis.workflows`) says
+which batches are stacked (copies of ``X`` with their labels), and whether a random
+subset of the stacked rows is fitted.  A fresh real batch is new labels
+``X w + N(0, sigma2 I_n)``.  The metric is ``test_mse = ||w_hat_t - w||^2``, the excess
+test error on isotropic inputs against noiseless labels (squared label units).
+
+Two exact reductions make it fast, each equal in law to the literal algorithm:
+
+whole batches (every rule without ``size``)
+    with the thin SVD ``X = U S V^T``, the fit of ``c`` stacked copies is the average of
+    the batch fits ``X^+ y_b = V S^+ U^T y_b``, and the noise of a batch enters only
+    through ``U^T eps ~ N(0, sigma2 I_q)``, ``q = min(n, d)``.  So each replicate keeps
+    row-space coordinates: the real batch fit from its literal labels, then one draw of
+    ``q`` normals per new batch; the error is ``||delta_t||^2 + ||(I - P) w||^2``.  An
+    iteration costs ``O(q)`` per replicate (times the window length).
+subsamples (every rule with ``size``)
+    the fitted rows are draws of rows of ``X`` with multiplicities ``c_i``, so
+    ``Z^T Z = X^T diag(c) X`` and ``Z^T y = X^T (label sums per row)``; the fit is
+    ``(Z^T Z)^+ Z^T y`` from a batched symmetric eigen-decomposition (eigenvalues at most
+    ``max(m, d) eps lambda_max`` count as zero, the normal-equations analogue of
+    ``numpy.linalg.pinv``'s cutoff).  The labels of every pooled batch are kept; an
+    iteration costs ``O(pool + n d^2 + d^3)`` per replicate.  The subset is the ``m``
+    smallest of one uniform key per pooled row (stratified: per part).
+
+Model 1 is computed by the same code in both, so iteration 1 is identical across
+workflows for one seed.  No value is ever NaN: rank-deficient designs or subsets are
+fitted by the pseudo-inverse, as the reference code does.
+
+Randomness (:mod:`collapse.simulate.streams`).  Block ``b`` of replicates draws its
+design, weights and real labels from ``generator(seed, REAL, b)`` as one array (a
+replicate's numbers are a row of it), then the fresh real batches in iteration order;
+the subsets and the label noise of every synthetic batch come from
+``generator(seed, PROCESS, b)``, in iteration order, a fixed number per iteration.  So the
+first ``t`` iterations never depend on ``iterations``, and results do not depend on the
+chunk size or the thread count.
+
+Examples
+--------
+>>> from collapse.analysis.workflows import Workflow
+>>> out = simulate_regression(Workflow.parse("replace"), dim=3, n=20, sigma2=1.0,
+...                           iterations=4, replicates=8, seed=0)
+>>> out["test_mse"].shape
+(8, 4)
+>>> bool((out["test_mse"] >= 0).all())
+True
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from collapse.analysis.checks import check_int, check_real, check_seed
+from collapse.analysis.regression import as_workflow, check_design
+from collapse.analysis.vocabulary import TEST_MSE
+from collapse.analysis.workflows import Workflow
+from collapse.simulate.streams import (
+    PROCESS,
+    REAL,
+    Block,
+    block_size,
+    blocks,
+    chunks,
+    generator,
+    run_chunks,
+    thread_count,
+)
+
+__all__ = ["fit_rows", "simulate_regression"]
+
+_EPS = np.finfo(np.float64).eps
+#: Default working set of a chunk.
+_CHUNK_BYTES = 128 * 2**20
+
+
+@dataclass(frozen=True)
+class _Config:
+    workflow: Workflow
+    dim: int
+    n: int
+    sigma: float
+    iterations: int
+    design: np.ndarray | None
+
+    @property
+    def q(self) -> int:
+        return min(self.n, self.dim)
+
+
+@dataclass
+class _Real:
+    """A chunk's real data: design ``x`` (R or 1, n, d), weights ``w`` (R, d), labels ``y0``."""
+
+    x: np.ndarray
+    w: np.ndarray
+    y0: np.ndarray
+    rngs: list[np.random.Generator]  # the REAL generators, for fresh batches
+
+
+def _draw_real(config: _Config, part: list[Block], seed: int) -> _Real:
+    n, d = config.n, config.dim
+    xs, ws, ys, rngs = [], [], [], []
+    for block in part:
+        rng = generator(seed, REAL, block.index)
+        # one array per block, a replicate per row: its numbers do not depend on how
+        # many replicates follow it
+        raw = rng.standard_normal((block.size, n * d + d + n))
+        xs.append(raw[:, :n * d].reshape(block.size, n, d))
+        ws.append(raw[:, n * d:n * d + d])
+        ys.append(raw[:, n * d + d:] * config.sigma)
+        rngs.append(rng)
+    w = np.concatenate(ws)
+    if config.design is not None:
+        x = np.broadcast_to(config.design, (w.shape[0], n, d))
+    else:
+        x = np.concatenate(xs)
+    y0 = np.einsum("rnd,rd->rn", x, w) + np.concatenate(ys)
+    return _Real(x=x, w=w, y0=y0, rngs=rngs)
+
+
+def _draw(rngs: list[np.random.Generator], part: list[Block], fill) -> np.ndarray:
+    return np.concatenate([fill(rng, block.size) for rng, block in zip(rngs, part)])
+
+
+@dataclass
+class _Svd:
+    """Thin SVD of each design with the pseudo-inverse cutoff: ``s_inv = 1/s`` or 0."""
+
+    u: np.ndarray  # (R, n, q)
+    s_inv: np.ndarray  # (R, q)
+    vt: np.ndarray  # (R, q, d)
+    kept: np.ndarray  # (R, q) bool
+
+
+def _svd(x: np.ndarray, shared: bool) -> _Svd:
+    source = x[:1] if shared else x
+    u, s, vt = np.linalg.svd(source, full_matrices=False)
+    cutoff = max(x.shape[1], x.shape[2]) * _EPS * s[:, :1]
+    kept = s > cutoff
+    s_inv = np.where(kept, 1.0 / np.where(kept, s, 1.0), 0.0)
+    if shared:
+        reps = x.shape[0]
+        u, s_inv, vt, kept = (np.broadcast_to(a, (reps,) + a.shape[1:])
+                              for a in (u, s_inv, vt, kept))
+    return _Svd(u=u, s_inv=s_inv, vt=vt, kept=kept)
+
+
+def _first_fit(real: _Real, svd: _Svd) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Model 1 from the real labels: ``(coords, w_hat_1, test_mse_1)``.
+
+    ``coords = S^+ U^T y_0`` are the fit's coordinates in the basis ``V``; both engines
+    call this, so iteration 1 is identical across workflows.
+    """
+    coords = svd.s_inv * np.einsum("rnq,rn->rq", svd.u, real.y0)
+    w_hat = np.einsum("rqd,rq->rd", svd.vt, coords)
+    diff = w_hat - real.w
+    return coords, w_hat, np.einsum("rd,rd->r", diff, diff)
+
+
+# ----------------------------------------------------------------------------- whole batches
+
+
+def _whole_chunk(config: _Config, part: list[Block], seed: int, out: np.ndarray,
+                 rows: slice) -> None:
+    """Rules without ``size``: row-space coordinates, ``q`` normals per new batch."""
+    rule, T, q, sigma = config.workflow, config.iterations, config.q, config.sigma
+    real = _draw_real(config, part, seed)
+    svd = _svd(real.x, config.design is not None)
+    process = [generator(seed, PROCESS, block.index) for block in part]
+    coords, _, first = _first_fit(real, svd)
+    out[rows, 0] = first
+    # Row-space coordinates of w; the part of w outside the row space is the bias.
+    target = np.einsum("rqd,rd->rq", svd.vt, real.w) * svd.kept
+    outside = real.w - np.einsum("rqd,rq->rd", svd.vt, target)
+    bias = np.einsum("rd,rd->r", outside, outside)
+    e0 = (coords - target) * svd.kept  # deviation of the real batch's fit
+    noise_scale = sigma * svd.s_inv
+
+    delta = e0
+    total = np.zeros_like(e0)  # sum of the synthetic deviations kept (synthetic=all)
+    window: list[np.ndarray] = []  # the newest batches (synthetic=window:K)
+    for t in range(1, T + 1):
+        if t >= 2:
+            if rule.window is None:
+                synthetic = total
+            else:
+                synthetic = window[0].copy()
+                for batch in window[1:]:
+                    synthetic += batch
+            count = len(rule.synthetic_batches(t))
+            if rule.real == "original":
+                delta = (e0 + synthetic) / (count + 1)
+            elif rule.real == "fresh":
+                fresh = noise_scale * _draw(real.rngs, part,
+                                            lambda rng, size: rng.standard_normal((size, q)))
+                delta = (fresh + synthetic) / (count + 1)
+            else:
+                delta = synthetic / count
+            out[rows, t - 1] = np.einsum("rq,rq->r", delta, delta) + bias
+        if t == T:
+            break
+        batch = delta + noise_scale * _draw(process, part,
+                                            lambda rng, size: rng.standard_normal((size, q)))
+        if rule.window is None:
+            total = total + batch
+        else:
+            window.append(batch)
+            del window[:-rule.window]
+
+
+# ----------------------------------------------------------------------------- subsamples
+
+
+def fit_rows(x: np.ndarray, counts: np.ndarray, label_sums: np.ndarray) -> np.ndarray:
+    """Least squares on a multiset of design rows: ``(Z^T Z)^+ Z^T y`` per replicate.
+
+    ``x`` (R, n, d) designs (or a broadcast view of one), ``counts`` (R, n) how often each
+    row is fitted, ``label_sums`` (R, n) the sum of the labels fitted at each row.  Equal
+    to ``numpy.linalg.pinv(Z) @ y`` for the stacked rows ``Z`` and labels ``y`` up to
+    rounding (the cutoff is on the eigenvalues of ``Z^T Z``, see the module docstring).
+    """
+    gram = np.matmul(x.transpose(0, 2, 1), x * counts[:, :, None])
+    rhs = np.einsum("rnd,rn->rd", x, label_sums)
+    values, vectors = np.linalg.eigh(gram)
+    top = values[:, -1:]
+    size = max(int(counts.sum(axis=1).max()), x.shape[2])
+    kept = values > np.maximum(top, 0.0) * size * _EPS
+    inverse = np.where(kept, 1.0 / np.where(kept, values, 1.0), 0.0)
+    projected = np.einsum("rdk,rd->rk", vectors, rhs) * inverse
+    return np.einsum("rdk,rk->rd", vectors, projected)
+
+
+def _smallest(keys: np.ndarray, count: int) -> np.ndarray:
+    """Indices of the ``count`` smallest keys of each row: a uniform ``count``-subset."""
+    if count >= keys.shape[1]:
+        return np.broadcast_to(np.arange(keys.shape[1]), keys.shape).copy()
+    return np.argpartition(keys, count - 1, axis=1)[:, :count]
+
+
+def _subsample_chunk(config: _Config, part: list[Block], seed: int, out: np.ndarray,
+                     rows: slice) -> None:
+    """Rules with ``size``: keep every pooled batch's labels, fit the chosen rows."""
+    rule, T, n, sigma = config.workflow, config.iterations, config.n, config.sigma
+    real = _draw_real(config, part, seed)
+    svd = _svd(real.x, config.design is not None)
+    process = [generator(seed, PROCESS, block.index) for block in part]
+    _, w_hat, first = _first_fit(real, svd)
+    out[rows, 0] = first
+    reps = real.w.shape[0]
+    m = rule.subsample_size(n)
+    strata = rule.stratified_counts(n)
+    synthetic: list[np.ndarray] = []  # labels of the kept synthetic batches, (R, n) each
+    offsets = (np.arange(reps) * n)[:, None]
+    for t in range(1, T + 1):
+        if t >= 2:
+            if rule.real == "original":
+                real_labels = real.y0
+            elif rule.real == "fresh":
+                noise = _draw(real.rngs, part, lambda rng, size: rng.standard_normal((size, n)))
+                real_labels = np.einsum("rnd,rd->rn", real.x, real.w) + sigma * noise
+            else:
+                real_labels = None
+            synth = np.concatenate(synthetic, axis=1)
+            if strata is None:
+                pool = synth if real_labels is None else np.concatenate(
+                    (real_labels, synth), axis=1)
+                width = pool.shape[1]
+                keys = _draw(process, part, lambda rng, size, width=width: rng.random(
+                    (size, width)))
+                chosen = _smallest(keys, m)
+                labels = np.take_along_axis(pool, chosen, axis=1)
+                positions = chosen % n
+            else:
+                m_real, m_synth = strata
+                parts_labels, parts_positions = [], []
+                if real_labels is not None:
+                    keys = _draw(process, part, lambda rng, size: rng.random((size, n)))
+                    chosen = _smallest(keys, m_real)
+                    parts_labels.append(np.take_along_axis(real_labels, chosen, axis=1))
+                    parts_positions.append(chosen)
+                width = synth.shape[1]
+                keys = _draw(process, part, lambda rng, size, width=width: rng.random(
+                    (size, width)))
+                chosen = _smallest(keys, m_synth)
+                parts_labels.append(np.take_along_axis(synth, chosen, axis=1))
+                parts_positions.append(chosen % n)
+                labels = np.concatenate(parts_labels, axis=1)
+                positions = np.concatenate(parts_positions, axis=1)
+            flat = (positions + offsets).ravel()
+            counts = np.bincount(flat, minlength=reps * n).reshape(reps, n).astype(np.float64)
+            sums = np.bincount(flat, weights=labels.ravel(), minlength=reps * n).reshape(reps, n)
+            w_hat = fit_rows(real.x, counts, sums)
+            diff = w_hat - real.w
+            out[rows, t - 1] = np.einsum("rd,rd->r", diff, diff)
+        if t == T:
+            break
+        noise = _draw(process, part, lambda rng, size: rng.standard_normal((size, n)))
+        synthetic.append(np.einsum("rnd,rd->rn", real.x, w_hat) + sigma * noise)
+        if rule.window is not None:
+            del synthetic[:-rule.window]
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+def _check(workflow, dim, n, sigma2, iterations, replicates, seed, chunk_size, design):
+    dim = check_int("dim", dim, 1)
+    n = check_int("n", n, 2)
+    sigma2 = check_real("sigma2", sigma2, low=0)
+    iterations = check_int("iterations", iterations, 1)
+    replicates = check_int("replicates", replicates, 1)
+    seed = check_seed(seed)
+    if chunk_size is not None:
+        chunk_size = check_int("chunk_size", chunk_size, 1)
+    workflow = as_workflow(workflow, n)
+    if design is not None:
+        design = check_design(design, n, dim)
+        design.setflags(write=False)
+    config = _Config(workflow=workflow, dim=dim, n=n, sigma=math.sqrt(sigma2),
+                     iterations=iterations, design=design)
+    return config, replicates, seed, chunk_size
+
+
+def simulate_regression(workflow: Workflow | str, *, dim: int, n: int, sigma2: float,
+                        iterations: int, replicates: int, seed: int,
+                        chunk_size: int | None = None, design: Any = None,
+                        ) -> dict[str, np.ndarray]:
+    """Monte Carlo replicates of ``test_mse`` (see the module docstring).
+
+    Parameters
+    ----------
+    workflow : Workflow or str
+        The rule for ``D_t``; every rule of :mod:`collapse.analysis.workflows` runs.
+    dim : int
+        ``d >= 1`` columns of the design.
+    n : int
+        ``n >= 2`` rows (labels per batch).
+    sigma2 : float
+        Label-noise variance, ``> 0``.
+    iterations : int
+        Models per replicate, ``>= 1``.
+    replicates : int
+        Independent replicates, ``>= 1``.
+    seed : int
+        ``>= 0``; the output is a function of every argument except ``chunk_size``.
+    chunk_size : int, optional
+        Replicates computed together, rounded down to whole blocks (at least one); the
+        output does not depend on it.
+    design : array_like, optional
+        A fixed ``(n, dim)`` design used by every replicate (the conditional setting);
+        otherwise every replicate draws its own.
+
+    Returns
+    -------
+    dict
+        ``{"test_mse": array (replicates, iterations)}``, float64, column ``t - 1`` for
+        model ``t``, in squared label units; never NaN.
+
+    Raises
+    ------
+    CollapseError
+        Naming the bad parameter.
+    """
+    config, replicates, seed, chunk_size = _check(workflow, dim, n, sigma2, iterations,
+                                                  replicates, seed, chunk_size, design)
+    subsample = config.workflow.size is not None
+    per_iteration = (config.n + (config.n * config.dim) // 100 + 1 if subsample
+                     else config.q * (1 + (config.workflow.window or 1)))
+    size = block_size(per_iteration)
+    parts = blocks(replicates, size)
+    if chunk_size is None:
+        per_replicate = 8 * (config.n * config.dim * 3 + per_iteration * config.iterations)
+        chunk_size = max(size, min(_CHUNK_BYTES // per_replicate,
+                                   -(-replicates // thread_count())))
+    out = np.empty((replicates, config.iterations))
+    run = _subsample_chunk if subsample else _whole_chunk
+
+    def work(part: list[Block]) -> None:
+        run(config, part, seed, out, slice(part[0].start, part[-1].stop))
+
+    run_chunks(work, chunks(parts, chunk_size))
+    return {TEST_MSE: out}
