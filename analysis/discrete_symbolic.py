@@ -12,7 +12,8 @@ and ``beta = -1/n`` (multinomial noise ``E||q - p||^2 = H(p)/n``), and
   (Gamma(1-x) Gamma(1+x) Gamma(t+1)^2)`` with ``x = 1/sqrt(n)``, tending to
   ``H0 sin(pi x)/(pi x)`` by the reflection formula;
 * fresh: ``E H_t -> H0 (3n - 1)/(3n + 1)``; ``real=original,synthetic=latest``:
-  ``-> 3 H0 (n - 1)/(3n + 1)``; ``real=none,synthetic=all``: ``-> H0 (1 - 1/n) sin(pi x)/(pi x)``.
+  ``-> 3 H0 (n - 1)/(3n + 1)``; ``real=none,synthetic=all``: ``-> H0 (1 - 1/n) sin(pi x)/(pi x)``;
+  ``real=fresh,synthetic=all`` keeps an unevaluated sum of Gamma ratios (no limit derived).
 
 Examples
 --------
@@ -43,7 +44,7 @@ def discrete_formula(metric: str, workflow: Workflow | str) -> sp.Expr:
     ``synthetic=latest`` or ``all``; :class:`CollapseError` otherwise)."""
     check_choice("metric", metric, (GINI_DIVERSITY,))
     second = pooled_closed_form(as_workflow(workflow), 1 / n, 1 / n, -1 / n)
-    return H0 * sp.simplify(1 - second)
+    return H0 * (1 - second if second.has(sp.Sum) else sp.simplify(1 - second))
 
 
 def discrete_limit(metric: str, workflow: Workflow | str) -> sp.Expr:

@@ -163,9 +163,9 @@ def solve_first_order(t0: int, x0: sp.Expr, a: sp.Expr, b: sp.Expr) -> sp.Expr:
     step = sp.gammasimp(b.subs(t, _s) / product.subs(t, _s + 1))
     if step.is_rational_function(_s):
         sum_part = harmonic_sum(step, _s, t0, t - 1)
-    else:
-        sum_part = sp.Sum(step, (_s, t0, t - 1))
-    return sp.simplify(sp.gammasimp(product * (x0 + sum_part)))
+        return sp.simplify(sp.gammasimp(product * (x0 + sum_part)))
+    # not summable in closed form: keep the sum (``.doit()`` evaluates it at a given t)
+    return product * (x0 + sp.Sum(step, (_s, t0, t - 1)))
 
 
 def pooled_closed_form(workflow: Workflow, rho: Any, alpha: Any, beta: Any) -> sp.Expr:
@@ -173,7 +173,8 @@ def pooled_closed_form(workflow: Workflow, rho: Any, alpha: Any, beta: Any) -> s
     whose ``D_1 = rho``); see the module docstring for the recursions."""
     rec = first_order_recurrence(workflow, rho, alpha, beta)
     x = solve_first_order(rec.t0, rec.x0, rec.a, rec.b)
-    return sp.simplify(rec.second(x))
+    second = rec.second(x)
+    return second if second.has(sp.Sum) else sp.simplify(second)
 
 
 def pooled_limit(workflow: Workflow, rho: Any, alpha: Any, beta: Any) -> sp.Expr:
