@@ -7,9 +7,10 @@ are drawn from it.  ``D_1`` is ``n`` real points; for ``t >= 2`` the workflow ru
 fresh real batch, the synthetic batches of the window) and whether it is a uniformly
 random subset of them (stratified: of each part).
 
-Everything is done with *counts*: a batch is a multinomial count vector
-(``Generator.multinomial`` with one probability row per replicate), a pool is the sum of
-its batches' counts, and a uniform ``m``-subset of a pool with counts ``c`` has the
+Everything is done with *counts*: a batch is a multinomial count vector (for small
+batches each point placed by one uniform, :func:`inverse_cdf_counts`; otherwise one
+binomial per category, :func:`multinomial_counts`), a pool is the sum of its batches'
+counts, and a uniform ``m``-subset of a pool with counts ``c`` has the
 multivariate hypergeometric law, drawn category by category as
 ``s_k ~ Hypergeom(c_k, N_k - c_k, m_k)`` with ``N_k``, ``m_k`` what is left of the pool
 and of the draw (numpy's own ``multivariate_hypergeometric`` takes one pool at a time),
@@ -22,9 +23,11 @@ Metrics per replicate and model (names from :mod:`collapse.analysis.vocabulary`)
 p0_i|``; ``collapsed`` 1 when one category is left.  Never NaN.
 
 Absorption.  Without real data after model 1 (``real=none``), once every category but
-one has left the pool of every replicate of a chunk, every later model equals it; the
-remaining iterations are then filled in without drawing (their values cannot depend on
-draws), which makes replace-until-collapse runs cheap.
+one has left a replicate's pool, every later model equals it: its remaining iterations
+are filled in with the same arithmetic and it stops drawing.  Whether a replicate draws
+at iteration ``t`` thus depends on its own history up to ``t`` only, which keeps every
+invariance below, and a replace-until-collapse run costs the replicates' own collapse
+times rather than the slowest one's.
 
 Randomness (:mod:`collapse.simulate.streams`).  Block ``b`` draws its real counts (and
 then its fresh real batches, in iteration order) from ``generator(seed, REAL, b)`` and
@@ -72,8 +75,14 @@ from collapse.simulate.streams import (
     run_chunks,
     thread_count,
 )
+from scipy.special import entr
 
-__all__ = ["multivariate_hypergeometric", "simulate_discrete", "urn_subset"]
+__all__ = [
+    "inverse_cdf_counts",
+    "multivariate_hypergeometric",
+    "simulate_discrete",
+    "urn_subset",
+]
 
 
 @dataclass(frozen=True)
@@ -126,7 +135,34 @@ def urn_subset(pool: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
     return out
 
 
-def _subset(rngs: list[np.random.Generator], part: list[Block], pool: np.ndarray,
+def inverse_cdf_counts(counts: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
+    """Counts of one point per uniform, each point of rank ``floor(u N)`` among the ``N``
+    pooled points ordered by category (exact: ``floor(u N)`` is uniform on ``0..N-1``)."""
+    counts = np.asarray(counts, dtype=np.int64)
+    reps, categories = counts.shape
+    ranks = np.floor(uniforms * counts.sum(axis=1)[:, None]).astype(np.int64)
+    cumulative = np.cumsum(counts, axis=1)
+    drawn = (ranks[:, :, None] >= cumulative[:, None, :]).sum(axis=2)
+    flat = (drawn + categories * np.arange(reps)[:, None]).ravel()
+    return np.bincount(flat, minlength=reps * categories).reshape(reps, categories)
+
+
+def _draw_batches(rngs: list[np.random.Generator], live: _Live, counts: np.ndarray,
+                  draws: int) -> np.ndarray:
+    """A batch of ``draws`` points from every live row's model (frequencies ``counts``).
+
+    Small batches (``draws K <= 512``) place each point by one uniform, vectorised over
+    every live row; larger ones use ``Generator.multinomial`` with one probability row
+    per replicate.  The choice depends on the problem only.
+    """
+    if draws * counts.shape[1] <= 512:
+        uniforms = _per_block(rngs, live, lambda rng, s: rng.random((s.stop - s.start, draws)))
+        return inverse_cdf_counts(counts, uniforms)
+    probs = counts / counts.sum(axis=1)[:, None]
+    return _per_block(rngs, live, lambda rng, s: rng.multinomial(draws, probs[s]))
+
+
+def _subset(rngs: list[np.random.Generator], live: _Live, pool: np.ndarray,
             draws: int) -> np.ndarray:
     """A uniform ``draws``-subset of every row's pool, by the cheaper of the two methods.
 
@@ -134,57 +170,86 @@ def _subset(rngs: list[np.random.Generator], part: list[Block], pool: np.ndarray
     replicate between runs.
     """
     if draws <= 2 * pool.shape[1]:
-        uniforms = _per_block(rngs, part, lambda rng, s: rng.random((s.stop - s.start, draws)))
+        uniforms = _per_block(rngs, live, lambda rng, s: rng.random((s.stop - s.start, draws)))
         return urn_subset(pool, uniforms)
-    return _per_block(rngs, part, lambda rng, s: multivariate_hypergeometric(rng, pool[s], draws))
+    return _per_block(rngs, live, lambda rng, s: multivariate_hypergeometric(rng, pool[s], draws))
 
 
-def _per_block(rngs: list[np.random.Generator], part: list[Block], draw) -> np.ndarray:
-    offsets = np.cumsum([0] + [block.size for block in part])
-    return np.concatenate([draw(rng, slice(lo, hi))
-                           for rng, lo, hi in zip(rngs, offsets[:-1], offsets[1:])])
+class _Live:
+    """The replicates of a chunk still drawing, in block order, and their block segments.
+
+    Arrays of the chunk's state hold the live rows only; ``rows`` maps them to the
+    chunk's rows.  A replicate leaves once its pool is absorbed (see :func:`_chunk`), a
+    decision that depends on its own history only.
+    """
+
+    def __init__(self, part: list[Block]) -> None:
+        self.part = part
+        self.rows = np.arange(sum(block.size for block in part))
+        self.owner = np.repeat(np.arange(len(part)), [block.size for block in part])
+        self._segments = self._split()
+
+    def _split(self) -> list[tuple[int, slice]]:
+        counts = np.bincount(self.owner, minlength=len(self.part))
+        stops = np.cumsum(counts)
+        return [(b, slice(stop - count, stop))
+                for b, (stop, count) in enumerate(zip(stops.tolist(), counts.tolist()))
+                if count]
+
+    def segments(self) -> list[tuple[int, slice]]:
+        return self._segments
+
+    def keep(self, mask: np.ndarray) -> None:
+        self.rows, self.owner = self.rows[mask], self.owner[mask]
+        self._segments = self._split()
+
+
+def _per_block(rngs: list[np.random.Generator], live: _Live, draw) -> np.ndarray:
+    """``draw(rng, segment)`` for every block with live rows, concatenated in row order."""
+    return np.concatenate([draw(rngs[b], segment) for b, segment in live.segments()])
 
 
 class _Metrics:
-    """The five metric arrays of a chunk, filled model by model."""
+    """The five metric arrays ``(replicates, iterations)``, filled model by model."""
 
-    def __init__(self, out: dict[str, np.ndarray], rows: slice, p0: np.ndarray) -> None:
-        self.out, self.rows, self.p0 = out, rows, p0
+    def __init__(self, out: dict[str, np.ndarray], start: int, p0: np.ndarray) -> None:
+        self.out, self.start, self.p0 = out, start, p0
 
     def values(self, counts: np.ndarray, size: int | np.ndarray) -> dict[str, np.ndarray]:
         f = counts / (size if np.ndim(size) == 0 else np.asarray(size)[:, None])
-        alive = (counts > 0).sum(axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            logs = np.where(counts > 0, np.log(np.where(counts > 0, f, 1.0)), 0.0)
+        alive = np.count_nonzero(counts, axis=1)
         return {
             GINI_DIVERSITY: 1.0 - np.einsum("rk,rk->r", f, f),
-            ENTROPY: np.maximum(-np.einsum("rk,rk->r", f, logs), 0.0),
+            ENTROPY: entr(f).sum(axis=1),
             SURVIVING_CATEGORIES: alive.astype(np.float64),
             TV_DISTANCE: 0.5 * np.abs(f - self.p0).sum(axis=1),
             COLLAPSED: (alive == 1).astype(np.float64),
         }
 
-    def put(self, t: int, counts: np.ndarray, size: int) -> None:
+    def put(self, t: int, rows: np.ndarray, counts: np.ndarray, size: int) -> None:
         for name, value in self.values(counts, size).items():
-            self.out[name][self.rows, t - 1] = value
+            self.out[name][self.start + rows, t - 1] = value
 
-    def absorbed(self, start: int, pool: np.ndarray) -> None:
+    def absorbed(self, start: int, rows: np.ndarray, pool: np.ndarray) -> None:
         """Models ``start..T`` all equal the one category left in each ``pool`` row.
 
         Their values come from the same arithmetic as :meth:`put` (the frequency of the
         survivor is exactly 1), so filling them in changes no bit.
         """
         for name, value in self.values(pool, pool.sum(axis=1)).items():
-            self.out[name][self.rows, start - 1:] = value[:, None]
+            target = self.out[name]
+            for row, v in zip((self.start + rows).tolist(), value.tolist()):
+                target[row, start - 1:] = v  # one contiguous run per replicate
 
 
 def _chunk(config: _Config, part: list[Block], seed: int, out: dict[str, np.ndarray],
-           rows: slice) -> None:
+           start: int) -> None:
     rule, n, p0, T = config.workflow, config.n, config.p0, config.iterations
     real_rngs = [generator(seed, REAL, block.index) for block in part]
     process = [generator(seed, PROCESS, block.index) for block in part]
-    metrics = _Metrics(out, rows, p0)
-    real = _per_block(real_rngs, part, lambda rng, s: rng.multinomial(n, p0, size=s.stop
+    metrics = _Metrics(out, start, p0)
+    live = _Live(part)
+    real = _per_block(real_rngs, live, lambda rng, s: rng.multinomial(n, p0, size=s.stop
                                                                       - s.start))
     m = rule.subsample_size(n)
     strata = rule.stratified_counts(n)
@@ -197,7 +262,7 @@ def _chunk(config: _Config, part: list[Block], seed: int, out: dict[str, np.ndar
             if rule.real == "original":
                 real_part = real
             elif rule.real == "fresh":
-                real_part = _per_block(real_rngs, part, lambda rng, s: rng.multinomial(
+                real_part = _per_block(real_rngs, live, lambda rng, s: rng.multinomial(
                     n, p0, size=s.stop - s.start))
             else:
                 real_part = None
@@ -205,29 +270,34 @@ def _chunk(config: _Config, part: list[Block], seed: int, out: dict[str, np.ndar
             if m is None:
                 model, size = pool, rule.pool_size(n, t)
             elif strata is None:
-                model, size = _subset(process, part, pool, m), m
+                model, size = _subset(process, live, pool, m), m
             else:
                 m_real, m_synth = strata
-                model = _subset(process, part, synthetic, m_synth)
+                model = _subset(process, live, synthetic, m_synth)
                 if real_part is not None:
-                    model = model + _subset(process, part, real_part, m_real)
+                    model = model + _subset(process, live, real_part, m_real)
                 size = m
-        metrics.put(t, model, size)
+        metrics.put(t, live.rows, model, size)
         if t == T:
             break
-        probs = model / size
-        batch = _per_block(process, part,
-                           lambda rng, s, probs=probs: rng.multinomial(n, probs[s]))
+        batch = _draw_batches(process, live, model, n)
         if rule.window is None:
             total = total + batch
         else:
             window.append(batch)
             del window[:-rule.window]
         if rule.real == "none":
+            # a pool with one category left makes every later model equal to it
             following = total if rule.window is None else sum(window[1:], window[0])
-            if ((following > 0).sum(axis=1) == 1).all():
-                metrics.absorbed(t + 1, following)
-                return
+            done = np.count_nonzero(following, axis=1) == 1
+            if done.any():
+                metrics.absorbed(t + 1, live.rows[done], following[done])
+                keep = ~done
+                if not keep.any():
+                    return
+                live.keep(keep)
+                real, total = real[keep], total[keep]
+                window = [counts[keep] for counts in window]
 
 
 def _check(workflow, categories, n, truth, iterations, replicates, seed, chunk_size):
@@ -291,7 +361,7 @@ def simulate_discrete(workflow: Workflow | str, *, categories: int, n: int, trut
     out = {name: np.empty((replicates, config.iterations)) for name in DISCRETE_METRICS}
 
     def work(part: list[Block]) -> None:
-        _chunk(config, part, seed, out, slice(part[0].start, part[-1].stop))
+        _chunk(config, part, seed, out, part[0].start)
 
     run_chunks(work, chunks(parts, chunk_size))
     return out

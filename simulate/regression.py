@@ -26,8 +26,10 @@ subsamples (every rule with ``size``)
     ``(Z^T Z)^+ Z^T y`` from a batched symmetric eigen-decomposition (eigenvalues at most
     ``max(m, d) eps lambda_max`` count as zero, the normal-equations analogue of
     ``numpy.linalg.pinv``'s cutoff).  The labels of every pooled batch are kept; an
-    iteration costs ``O(pool + n d^2 + d^3)`` per replicate.  The subset is the ``m``
-    smallest of one uniform key per pooled row (stratified: per part).
+    iteration costs ``O(m log m + n d^2 + d^3)`` per replicate.  The subset is the ``m``
+    smallest of one uniform key per pooled row while the pool is small, and ``m``
+    draws with replacement whose repeats are redrawn once it is large (stratified: per
+    part).
 
 Model 1 is computed by the same code in both, so iteration 1 is identical across
 workflows for one seed.  No value is ever NaN: rank-deficient designs or subsets are
@@ -246,6 +248,42 @@ def _smallest(keys: np.ndarray, count: int) -> np.ndarray:
     return np.argpartition(keys, count - 1, axis=1)[:, :count]
 
 
+def _distinct(rng: np.random.Generator, rows: int, population: int, count: int) -> np.ndarray:
+    """``count`` distinct indices of ``0..population-1`` per row, uniformly.
+
+    Draw with replacement, then redraw every surplus copy of a repeated value until none
+    is left.  Each round keeps the distinct values and redraws the surplus uniformly, a
+    rule that commutes with every relabelling of the population, so the final set is a
+    uniform ``count``-subset; with ``population > 4 count`` few values repeat, so this
+    costs ``O(count log count)`` instead of the ``O(population)`` of one key per point.
+    """
+    # int32 sorts several times faster than int64 (SIMD lanes)
+    kind = np.int32 if population < 2**31 else np.int64
+    chosen = np.sort(rng.integers(0, population, size=(rows, count), dtype=kind), axis=1)
+    pending = np.arange(rows)  # rows that may still repeat a value
+    while pending.size:
+        work = chosen[pending]
+        row, col = np.nonzero(work[:, 1:] == work[:, :-1])
+        if row.size == 0:
+            break
+        work[row, col + 1] = rng.integers(0, population, size=row.size, dtype=kind)
+        work.sort(axis=1)
+        chosen[pending] = work
+        pending = pending[np.unique(row)]
+    return chosen
+
+
+def _choose(rngs: list[np.random.Generator], part: list[Block], population: int,
+            count: int) -> np.ndarray:
+    """A uniform ``count``-subset of ``0..population-1`` for every replicate: one key per
+    point for small populations, :func:`_distinct` for large ones (``population > 4
+    count``); the choice depends on the problem and ``t`` only."""
+    if population > 4 * count:
+        return _draw(rngs, part, lambda rng, size: _distinct(rng, size, population, count))
+    keys = _draw(rngs, part, lambda rng, size: rng.random((size, population)))
+    return _smallest(keys, count)
+
+
 def _subsample_chunk(config: _Config, part: list[Block], seed: int, out: np.ndarray,
                      rows: slice) -> None:
     """Rules with ``size``: keep every pooled batch's labels, fit the chosen rows."""
@@ -258,44 +296,33 @@ def _subsample_chunk(config: _Config, part: list[Block], seed: int, out: np.ndar
     reps = real.w.shape[0]
     m = rule.subsample_size(n)
     strata = rule.stratified_counts(n)
-    synthetic: list[np.ndarray] = []  # labels of the kept synthetic batches, (R, n) each
+    kept = max(1, T - 1 if rule.window is None else min(rule.window, T - 1))
+    # columns 0..n-1: the real labels of the current model; then a ring of ``kept``
+    # synthetic batches, batch j in columns n + ((j - 1) % kept) n + (0..n-1)
+    store = np.empty((reps, (kept + 1) * n))
     offsets = (np.arange(reps) * n)[:, None]
+    flat_store = (np.arange(reps) * store.shape[1])[:, None]
+    if rule.real == "original":
+        store[:, :n] = real.y0
     for t in range(1, T + 1):
         if t >= 2:
-            if rule.real == "original":
-                real_labels = real.y0
-            elif rule.real == "fresh":
+            if rule.real == "fresh":
                 noise = _draw(real.rngs, part, lambda rng, size: rng.standard_normal((size, n)))
-                real_labels = np.einsum("rnd,rd->rn", real.x, real.w) + sigma * noise
-            else:
-                real_labels = None
-            synth = np.concatenate(synthetic, axis=1)
+                store[:, :n] = np.einsum("rnd,rd->rn", real.x, real.w) + sigma * noise
+            has_real = rule.real != "none"
+            batches = np.array(list(rule.synthetic_batches(t)))
+            synth_columns = (n + ((batches - 1) % kept)[:, None] * n + np.arange(n)).ravel()
             if strata is None:
-                pool = synth if real_labels is None else np.concatenate(
-                    (real_labels, synth), axis=1)
-                width = pool.shape[1]
-                keys = _draw(process, part, lambda rng, size, width=width: rng.random(
-                    (size, width)))
-                chosen = _smallest(keys, m)
-                labels = np.take_along_axis(pool, chosen, axis=1)
-                positions = chosen % n
+                columns = (np.concatenate((np.arange(n), synth_columns)) if has_real
+                           else synth_columns)
+                chosen = columns[_choose(process, part, columns.size, m)]
             else:
                 m_real, m_synth = strata
-                parts_labels, parts_positions = [], []
-                if real_labels is not None:
-                    keys = _draw(process, part, lambda rng, size: rng.random((size, n)))
-                    chosen = _smallest(keys, m_real)
-                    parts_labels.append(np.take_along_axis(real_labels, chosen, axis=1))
-                    parts_positions.append(chosen)
-                width = synth.shape[1]
-                keys = _draw(process, part, lambda rng, size, width=width: rng.random(
-                    (size, width)))
-                chosen = _smallest(keys, m_synth)
-                parts_labels.append(np.take_along_axis(synth, chosen, axis=1))
-                parts_positions.append(chosen % n)
-                labels = np.concatenate(parts_labels, axis=1)
-                positions = np.concatenate(parts_positions, axis=1)
-            flat = (positions + offsets).ravel()
+                chosen = synth_columns[_choose(process, part, synth_columns.size, m_synth)]
+                if has_real:
+                    chosen = np.concatenate((_choose(process, part, n, m_real), chosen), axis=1)
+            labels = np.take(store.ravel(), flat_store + chosen)
+            flat = (chosen % n + offsets).ravel()
             counts = np.bincount(flat, minlength=reps * n).reshape(reps, n).astype(np.float64)
             sums = np.bincount(flat, weights=labels.ravel(), minlength=reps * n).reshape(reps, n)
             w_hat = fit_rows(real.x, counts, sums)
@@ -304,9 +331,8 @@ def _subsample_chunk(config: _Config, part: list[Block], seed: int, out: np.ndar
         if t == T:
             break
         noise = _draw(process, part, lambda rng, size: rng.standard_normal((size, n)))
-        synthetic.append(np.einsum("rnd,rd->rn", real.x, w_hat) + sigma * noise)
-        if rule.window is not None:
-            del synthetic[:-rule.window]
+        slot = n + ((t - 1) % kept) * n
+        store[:, slot:slot + n] = np.einsum("rnd,rd->rn", real.x, w_hat) + sigma * noise
 
 
 # ----------------------------------------------------------------------------- entry point
