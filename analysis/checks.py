@@ -24,7 +24,8 @@ from __future__ import annotations
 import math
 import numbers
 import operator
-from typing import Iterable, TypeVar
+from collections.abc import Iterable
+from typing import TypeVar
 
 from collapse.analysis.errors import CollapseError
 from collapse.analysis.vocabulary import WORKFLOWS

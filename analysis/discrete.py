@@ -87,7 +87,7 @@ import mpmath
 import numpy as np
 from collapse.analysis.checks import check_int
 from collapse.analysis.errors import CollapseError
-from collapse.analysis.pooling import pooled_moments
+from collapse.analysis.pooling import as_workflow, pooled_moments
 from collapse.analysis.vocabulary import (
     COLLAPSED,
     DISCRETE_TRUTHS,
@@ -640,8 +640,6 @@ def discrete_theory(workflow: Workflow | str, *, categories: int, n: int, truth:
     >>> round(values["gini_diversity"][1] / 0.9, 6)  # (1 - 1/10)(1 - 1/40)
     0.8775
     """
-    from collapse.analysis.regression import as_workflow
-
     categories = check_int("categories", categories, 2)
     n = check_int("n", n, 2)
     iterations = check_int("iterations", iterations, 1)

@@ -28,8 +28,8 @@ from __future__ import annotations
 import sympy as sp
 from collapse.analysis.checks import check_choice
 from collapse.analysis.gaussian_symbolic import n, t
+from collapse.analysis.pooling import as_workflow
 from collapse.analysis.pooling_symbolic import pooled_closed_form, pooled_limit
-from collapse.analysis.regression import as_workflow
 from collapse.analysis.vocabulary import GINI_DIVERSITY
 from collapse.analysis.workflows import Workflow
 

@@ -57,10 +57,19 @@ from typing import Any
 from collapse.analysis.errors import CollapseError
 from collapse.analysis.workflows import Workflow
 
-__all__ = ["keeps_whole_batches", "pooled_moments"]
+__all__ = ["as_workflow", "keeps_whole_batches", "pooled_moments"]
 
 NoiseVariance = Callable[[Any], Any]
 SubsampleVariance = Callable[[Any, int, int], Any]
+
+
+def as_workflow(workflow: Any, n: int | None = None) -> Workflow:
+    """A :class:`Workflow` from a rule or its spec string, checked against ``n`` if given."""
+    if isinstance(workflow, str):
+        workflow = Workflow.parse(workflow)
+    if not isinstance(workflow, Workflow):
+        raise CollapseError(f"workflow must be a Workflow or a spec string (got {workflow!r})")
+    return workflow if n is None else workflow.check(n)
 
 
 def keeps_whole_batches(workflow: Workflow) -> bool:

@@ -180,7 +180,8 @@ def pooled_closed_form(workflow: Workflow, rho: Any, alpha: Any, beta: Any) -> s
 def pooled_limit(workflow: Workflow, rho: Any, alpha: Any, beta: Any) -> sp.Expr:
     """``lim_{t -> infinity} D_t`` (``sympy.oo`` where it diverges).
 
-    With ``a = 1`` the increments are summed to infinity (``sum 1/k^2 = pi^2/6``); with
+    With ``a = 1`` the closed form is a sum of harmonic numbers and ``sympy.limit`` gives
+    ``H(t, 2) -> pi^2/6``; with
     ``b = (1 - a) x*`` the limit is ``x* + (x0 - x*) prod_{s >= t0} a(s)``, the infinite
     product in Gamma form (:func:`collapse.analysis.gaussian_symbolic.infinite_gamma_product`,
     which is how ``prod_s (1 - 1/(n s^2)) = sin(pi/sqrt n)/(pi/sqrt n)`` comes out); constant
@@ -198,15 +199,18 @@ def pooled_limit(workflow: Workflow, rho: Any, alpha: Any, beta: Any) -> sp.Expr
         if sp.simplify(a - 1).is_negative and sp.simplify(a + 1).is_positive:
             return sp.simplify(b / (1 - a))  # a contraction: the fixed point
         raise CollapseError(f"workflow {workflow.label}: the recursion is not a contraction")
-    if a == 1:
-        if rec.via_pool_sum:
-            return sp.simplify(sp.limit(pooled_closed_form(workflow, rho, alpha, beta), t, sp.oo))
-        return sp.simplify(rec.x0 + sp.summation(b.subs(t, _s), (_s, rec.t0, sp.oo)))
+    if a == 1:  # a sum of generalised harmonic numbers: sympy's limit (pi^2/6 for H(t, 2))
+        return sp.simplify(sp.limit(pooled_closed_form(workflow, rho, alpha, beta), t, sp.oo))
     fixed = sp.simplify(b / (1 - a))
     if not rec.via_pool_sum and not fixed.has(t):
         const, exponent = infinite_gamma_product(sp.cancel(a.subs(t, _s)), _s, rec.t0)
         if sp.simplify(exponent) != 0:
             raise CollapseError(f"workflow {workflow.label}: the product does not converge")
         return sp.simplify(fixed + (rec.x0 - fixed) * sp.gammasimp(const))
+    form = pooled_closed_form(workflow, rho, alpha, beta)
+    if not form.has(sp.Sum, sp.gamma):
+        # harmonic numbers and rational functions only: sympy's limit is reliable there
+        # (it is not for ratios of Gamma functions of t with symbolic shifts)
+        return sp.simplify(sp.limit(form, t, sp.oo))
     raise CollapseError(f"workflow {workflow.label}: no closed-form limit is derived; "
                         f"the exact values come from the recursion")

@@ -64,12 +64,11 @@ import mpmath
 import numpy as np
 from collapse.analysis.checks import check_int, check_real
 from collapse.analysis.errors import CollapseError
-from collapse.analysis.pooling import pooled_moments
+from collapse.analysis.pooling import as_workflow, pooled_moments
 from collapse.analysis.vocabulary import TEST_MSE
 from collapse.analysis.workflows import Workflow
 
 __all__ = [
-    "as_workflow",
     "check_design",
     "design_inverse_trace",
     "error_ratios",
@@ -81,15 +80,6 @@ __all__ = [
 
 _MP = mpmath.MPContext()
 _MP.dps = 50
-
-
-def as_workflow(workflow: Any, n: int | None = None) -> Workflow:
-    """A :class:`Workflow` from a rule or its spec string, checked against ``n`` if given."""
-    if isinstance(workflow, str):
-        workflow = Workflow.parse(workflow)
-    if not isinstance(workflow, Workflow):
-        raise CollapseError(f"workflow must be a Workflow or a spec string (got {workflow!r})")
-    return workflow if n is None else workflow.check(n)
 
 
 def error_ratios(workflow: Workflow | str, iterations: int, *, one: Any = Fraction(1)

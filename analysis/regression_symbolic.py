@@ -21,8 +21,8 @@ from __future__ import annotations
 import sympy as sp
 from collapse.analysis.checks import check_choice
 from collapse.analysis.gaussian_symbolic import d, n, sigma2, t
+from collapse.analysis.pooling import as_workflow
 from collapse.analysis.pooling_symbolic import pooled_closed_form, pooled_limit
-from collapse.analysis.regression import as_workflow
 from collapse.analysis.vocabulary import REGRESSION_METRICS
 from collapse.analysis.workflows import Workflow
 

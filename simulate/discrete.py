@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 from collapse.analysis.checks import check_int, check_seed
 from collapse.analysis.discrete import check_truth
-from collapse.analysis.regression import as_workflow
+from collapse.analysis.pooling import as_workflow
 from collapse.analysis.vocabulary import (
     COLLAPSED,
     DISCRETE_METRICS,

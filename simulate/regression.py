@@ -39,9 +39,11 @@ Randomness (:mod:`collapse.simulate.streams`).  Block ``b`` of replicates draws 
 design, weights and real labels from ``generator(seed, REAL, b)`` as one array (a
 replicate's numbers are a row of it), then the fresh real batches in iteration order;
 the subsets and the label noise of every synthetic batch come from
-``generator(seed, PROCESS, b)``, in iteration order, a fixed number per iteration.  So the
-first ``t`` iterations never depend on ``iterations``, and results do not depend on the
-chunk size or the thread count.
+``generator(seed, PROCESS, b)``, in iteration order: a fixed number per iteration for
+whole-batch rules; for subsets, one key per pooled row or ``m`` indices plus the redraws
+of repeated ones, which depend on the block's own draws only.  So the first ``t``
+iterations never depend on ``iterations``, and results do not depend on the chunk size
+or the thread count.
 
 Examples
 --------
@@ -62,7 +64,8 @@ from typing import Any
 
 import numpy as np
 from collapse.analysis.checks import check_int, check_real, check_seed
-from collapse.analysis.regression import as_workflow, check_design
+from collapse.analysis.pooling import as_workflow
+from collapse.analysis.regression import check_design
 from collapse.analysis.vocabulary import TEST_MSE
 from collapse.analysis.workflows import Workflow
 from collapse.simulate.streams import (

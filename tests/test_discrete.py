@@ -263,6 +263,14 @@ def test_sympy_forms_and_the_sine_limit():
         assert 0 <= r - value <= r / (10 * t)
 
 
+@pytest.mark.parametrize("spec", ["replace", "accumulate", "fresh",
+                                  "real=original,synthetic=latest", "real=none,synthetic=all"])
+def test_sympy_limits_are_where_the_exact_sequence_goes(spec):
+    limit = float(discrete_limit(GINI_DIVERSITY, spec).subs({N_SYM: 10, H0: 1}))
+    ratios = gini_ratios(w(spec), 10, 4000, one=1.0)
+    assert ratios[-1] == pytest.approx(limit, abs=1e-4)
+
+
 @pytest.mark.parametrize("spec", ["fresh", "real=original,synthetic=latest",
                                   "real=none,synthetic=all", "real=fresh,synthetic=all"])
 def test_sympy_forms_of_the_other_rules_equal_the_exact_ratios(spec):

@@ -198,6 +198,18 @@ def test_sympy_named_forms_and_limits():
                        - S2_SYM * tau * T_SYM) == 0
 
 
+@pytest.mark.parametrize("spec", CLOSED_FORM_RULES)
+def test_sympy_limits_are_where_the_exact_sequence_goes(spec):
+    limit = regression_limit(TEST_MSE, spec).subs({S2_SYM: 1, D_SYM: 1, N_SYM: 3})
+    ratios = error_ratios(spec, 4000, one=1.0)
+    if limit == sp.oo:
+        assert ratios[-1] > 3000
+    else:
+        # every increment beyond t is O(1/t) or geometric, so 4000 steps come within 1e-3
+        assert ratios[-1] == pytest.approx(float(limit), abs=1e-3)
+        assert ratios[1999] == pytest.approx(float(limit), abs=2e-3)
+
+
 def test_accumulate_limit_brackets_the_exact_sequence():
     # sum_{i > t} 1/i^2 < 1/t, so pi^2/6 - 1/t < s_t < pi^2/6, increasing
     ratios = error_ratios("accumulate", 2000, one=Fraction(1))
@@ -374,10 +386,12 @@ def test_engine_agrees_with_the_theory_at_the_published_size():
 
 def test_engine_agrees_with_the_theory_below_the_diagonal_and_given_a_design():
     cells = []
+    # n = 4 < d = 12: tr (X X^T)^-1 of Wishart_4(12) has a finite third moment
+    # (12 - 4 - 5 > 0), so the mean's z-statistic is close to normal
     for spec in ("replace", "real=fresh,synthetic=all"):
-        sample = simulate_regression(spec, dim=10, n=5, sigma2=0.5, iterations=4,
+        sample = simulate_regression(spec, dim=12, n=4, sigma2=0.5, iterations=4,
                                      replicates=20000, seed=4)[TEST_MSE]
-        theory = regression_theory(spec, dim=10, n=5, sigma2=0.5, iterations=4)[0][TEST_MSE]
+        theory = regression_theory(spec, dim=12, n=4, sigma2=0.5, iterations=4)[0][TEST_MSE]
         cells += [(f"{spec} n<d t={t}", sample[:, t - 1], theory[t - 1]) for t in (1, 4)]
     x = np.random.default_rng(9).standard_normal((30, 5))
     for spec in ("replace", "accumulate"):
