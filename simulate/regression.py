@@ -22,11 +22,12 @@ whole batches (every rule without ``size``)
     iteration costs ``O(q)`` per replicate (times the window length).
 subsamples (every rule with ``size``)
     the fitted rows are draws of rows of ``X`` with multiplicities ``c_i``, so
-    ``Z^T Z = X^T diag(c) X`` and ``Z^T y = X^T (label sums per row)``; the fit is
-    ``(Z^T Z)^+ Z^T y`` from a batched symmetric eigen-decomposition (eigenvalues at most
-    ``max(m, d) eps lambda_max`` count as zero, the normal-equations analogue of
-    ``numpy.linalg.pinv``'s cutoff).  The labels of every pooled batch are kept; an
-    iteration costs ``O(m log m + n d^2 + d^3)`` per replicate.  The subset is the ``m``
+    ``Z^T Z = V S U^T diag(c) U S V^T`` and ``Z^T y = V S U^T (label sums per row)``;
+    the fit ``(Z^T Z)^+ Z^T y`` comes from a batched symmetric eigen-decomposition of
+    a ``q x q`` matrix (eigenvalues at most ``max(m, d) eps lambda_max`` count as zero,
+    the normal-equations analogue of ``numpy.linalg.pinv``'s cutoff).  The labels of
+    every pooled batch are kept; an iteration costs ``O(m log m + n q^2 + q^3)`` per
+    replicate.  The subset is the ``m``
     smallest of one uniform key per pooled row while the pool is small, and ``m``
     draws with replacement whose repeats are redrawn once it is large (stratified: per
     part).
@@ -138,9 +139,11 @@ def _draw(rngs: list[np.random.Generator], part: list[Block], fill) -> np.ndarra
 
 @dataclass
 class _Svd:
-    """Thin SVD of each design with the pseudo-inverse cutoff: ``s_inv = 1/s`` or 0."""
+    """Thin SVD of each design with the pseudo-inverse cutoff: ``s`` and ``s_inv = 1/s``
+    on the kept singular values, 0 on the others."""
 
     u: np.ndarray  # (R, n, q)
+    s: np.ndarray  # (R, q)
     s_inv: np.ndarray  # (R, q)
     vt: np.ndarray  # (R, q, d)
     kept: np.ndarray  # (R, q) bool
@@ -152,11 +155,12 @@ def _svd(x: np.ndarray, shared: bool) -> _Svd:
     cutoff = max(x.shape[1], x.shape[2]) * _EPS * s[:, :1]
     kept = s > cutoff
     s_inv = np.where(kept, 1.0 / np.where(kept, s, 1.0), 0.0)
+    s = np.where(kept, s, 0.0)
     if shared:
         reps = x.shape[0]
-        u, s_inv, vt, kept = (np.broadcast_to(a, (reps,) + a.shape[1:])
-                              for a in (u, s_inv, vt, kept))
-    return _Svd(u=u, s_inv=s_inv, vt=vt, kept=kept)
+        u, s, s_inv, vt, kept = (np.broadcast_to(a, (reps,) + a.shape[1:])
+                                 for a in (u, s, s_inv, vt, kept))
+    return _Svd(u=u, s=s, s_inv=s_inv, vt=vt, kept=kept)
 
 
 def _first_fit(real: _Real, svd: _Svd) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -226,22 +230,39 @@ def _whole_chunk(config: _Config, part: list[Block], seed: int, out: np.ndarray,
 
 
 def fit_rows(x: np.ndarray, counts: np.ndarray, label_sums: np.ndarray) -> np.ndarray:
-    """Least squares on a multiset of design rows: ``(Z^T Z)^+ Z^T y`` per replicate.
+    """Least squares on a multiset of design rows: ``pinv(Z) y`` per replicate.
 
-    ``x`` (R, n, d) designs (or a broadcast view of one), ``counts`` (R, n) how often each
-    row is fitted, ``label_sums`` (R, n) the sum of the labels fitted at each row.  Equal
-    to ``numpy.linalg.pinv(Z) @ y`` for the stacked rows ``Z`` and labels ``y`` up to
-    rounding (the cutoff is on the eigenvalues of ``Z^T Z``, see the module docstring).
+    ``x`` (R, n, d) designs, ``counts`` (R, n) how often each row is fitted,
+    ``label_sums`` (R, n) the sum of the labels fitted at each row.  Equal to
+    ``numpy.linalg.pinv(Z) @ y`` for the stacked rows ``Z`` and labels ``y`` up to
+    rounding; see :func:`_fit_coordinates`.
     """
-    gram = np.matmul(x.transpose(0, 2, 1), x * counts[:, :, None])
-    rhs = np.einsum("rnd,rn->rd", x, label_sums)
+    return _fit_coordinates(_svd(np.asarray(x, dtype=np.float64), shared=False), counts,
+                            label_sums)
+
+
+def _fit_coordinates(svd: _Svd, counts: np.ndarray, label_sums: np.ndarray) -> np.ndarray:
+    """``pinv(Z) y`` in the coordinates of the thin SVD ``X = U S V^T`` (``q = min(n, d)``).
+
+    The fit lies in the row space of ``X``, ``w = V a``, and ``Z V = (rows of U) S``, so
+    ``a = A^+ S U^T h`` with the ``q x q`` matrix ``A = S U^T diag(c) U S`` and ``h`` the
+    label sums per row: ``O(n q^2 + q^3)`` per replicate, which for ``n < d`` is far
+    below the ``d x d`` normal equations.  ``A`` has the eigenvalues of ``Z^T Z``; those
+    at most ``max(m, d) eps lambda_max`` count as zero, the normal-equations analogue of
+    ``numpy.linalg.pinv``'s cutoff.
+    """
+    u, s = svd.u, svd.s
+    inner = np.matmul(u.transpose(0, 2, 1), u * counts[:, :, None])
+    gram = inner * s[:, :, None] * s[:, None, :]
+    rhs = s * np.einsum("rnq,rn->rq", u, label_sums)
     values, vectors = np.linalg.eigh(gram)
     top = values[:, -1:]
-    size = max(int(counts.sum(axis=1).max()), x.shape[2])
+    size = max(int(counts.sum(axis=1).max()), svd.vt.shape[2])
     kept = values > np.maximum(top, 0.0) * size * _EPS
     inverse = np.where(kept, 1.0 / np.where(kept, values, 1.0), 0.0)
-    projected = np.einsum("rdk,rd->rk", vectors, rhs) * inverse
-    return np.einsum("rdk,rk->rd", vectors, projected)
+    coords = np.einsum("rqk,rk->rq", vectors,
+                       np.einsum("rqk,rq->rk", vectors, rhs) * inverse)
+    return np.einsum("rqd,rq->rd", svd.vt, coords)
 
 
 def _smallest(keys: np.ndarray, count: int) -> np.ndarray:
@@ -328,7 +349,7 @@ def _subsample_chunk(config: _Config, part: list[Block], seed: int, out: np.ndar
             flat = (chosen % n + offsets).ravel()
             counts = np.bincount(flat, minlength=reps * n).reshape(reps, n).astype(np.float64)
             sums = np.bincount(flat, weights=labels.ravel(), minlength=reps * n).reshape(reps, n)
-            w_hat = fit_rows(real.x, counts, sums)
+            w_hat = _fit_coordinates(svd, counts, sums)
             diff = w_hat - real.w
             out[rows, t - 1] = np.einsum("rd,rd->r", diff, diff)
         if t == T:
