@@ -137,12 +137,22 @@ def urn_subset(pool: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
 
 def inverse_cdf_counts(counts: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
     """Counts of one point per uniform, each point of rank ``floor(u N)`` among the ``N``
-    pooled points ordered by category (exact: ``floor(u N)`` is uniform on ``0..N-1``)."""
+    pooled points ordered by category (exact: ``floor(u N)`` is uniform on ``0..N-1``).
+
+    Every row's counts must have the same total ``N``.  The category of a rank comes
+    from a table of the ``N`` points when ``N`` is small, else from comparisons with the
+    cumulative counts; both give the same category, so the choice changes nothing.
+    """
     counts = np.asarray(counts, dtype=np.int64)
     reps, categories = counts.shape
-    ranks = np.floor(uniforms * counts.sum(axis=1)[:, None]).astype(np.int64)
-    cumulative = np.cumsum(counts, axis=1)
-    drawn = (ranks[:, :, None] >= cumulative[:, None, :]).sum(axis=2)
+    total = int(counts[0].sum()) if reps else 0
+    ranks = np.floor(uniforms * total).astype(np.int64)
+    if total <= 4 * categories * uniforms.shape[1]:
+        table = np.repeat(np.tile(np.arange(categories), reps), counts.ravel())
+        drawn = np.take(table, ranks + total * np.arange(reps)[:, None])
+    else:
+        cumulative = np.cumsum(counts, axis=1)
+        drawn = (ranks[:, :, None] >= cumulative[:, None, :]).sum(axis=2)
     flat = (drawn + categories * np.arange(reps)[:, None]).ravel()
     return np.bincount(flat, minlength=reps * categories).reshape(reps, categories)
 
@@ -237,9 +247,7 @@ class _Metrics:
         survivor is exactly 1), so filling them in changes no bit.
         """
         for name, value in self.values(pool, pool.sum(axis=1)).items():
-            target = self.out[name]
-            for row, v in zip((self.start + rows).tolist(), value.tolist()):
-                target[row, start - 1:] = v  # one contiguous run per replicate
+            self.out[name][self.start + rows, start - 1:] = value[:, None]
 
 
 def _chunk(config: _Config, part: list[Block], seed: int, out: dict[str, np.ndarray],

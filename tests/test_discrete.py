@@ -50,6 +50,7 @@ from collapse.analysis.vocabulary import (
 )
 from collapse.analysis.workflows import Workflow
 from collapse.simulate.discrete import (
+    inverse_cdf_counts,
     multivariate_hypergeometric,
     simulate_discrete,
     urn_subset,
@@ -512,6 +513,23 @@ def test_subset_samplers_have_the_multivariate_hypergeometric_law(method):
     total = sum(inside)
     assert outside > 0 or stats.chisquare(inside, [total * law[k] for k in keys]).pvalue \
         < FAMILY_ALPHA
+
+
+@pytest.mark.parametrize("counts", [(3, 0, 5, 2), (300, 0, 500, 200)])  # table, comparisons
+def test_batch_sampler_has_the_multinomial_law(counts):
+    draws, R = 3, 40000
+    rng = np.random.default_rng(5)
+    got = inverse_cdf_counts(np.tile(counts, (R, 1)), rng.random((R, draws)))
+    probs = np.array(counts) / sum(counts)
+    outcomes = [c for c in compositions(draws, 4) if all(probs[i] > 0 or c[i] == 0
+                                                          for i in range(4))]
+    observed = {}
+    for row in map(tuple, got.tolist()):
+        observed[row] = observed.get(row, 0) + 1
+    assert set(observed) <= set(outcomes)
+    expected = [R * stats.multinomial.pmf(c, draws, probs) for c in outcomes]
+    assert stats.chisquare([observed.get(c, 0) for c in outcomes], expected).pvalue \
+        > FAMILY_ALPHA
 
 
 # --------------------------------------------------------------------------- streams
