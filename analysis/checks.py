@@ -24,8 +24,7 @@ from __future__ import annotations
 import math
 import numbers
 import operator
-from collections.abc import Iterable
-from typing import TypeVar
+from typing import Iterable, TypeVar
 
 from collapse.analysis.errors import CollapseError
 from collapse.analysis.vocabulary import WORKFLOWS

@@ -60,12 +60,12 @@ dimensionless, ``log_cov_det_ratio`` and ``test_nll`` are in nats (per point).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import mpmath
+
 from collapse.analysis.checks import check_int, check_workflow
 from collapse.analysis.vocabulary import (
     ACCUMULATE,
@@ -82,18 +82,18 @@ from collapse.analysis.vocabulary import (
 
 __all__ = [
     "GaussianTheory",
-    "accumulate_known_covariance_mean_error",
-    "formula",
-    "gaussian_entropy",
     "gaussian_theory",
-    "limit_values",
-    "limits",
-    "moment_ratio_recursion",
     "moment_sequences",
+    "moment_ratio_recursion",
     "pool_coefficients",
-    "replace_closed_forms",
+    "gaussian_entropy",
     "replace_one_step",
     "symbolic_moments",
+    "replace_closed_forms",
+    "accumulate_known_covariance_mean_error",
+    "limits",
+    "limit_values",
+    "formula",
 ]
 
 #: Private mpmath context (50 significant digits) so the global ``mpmath.mp`` is untouched.
@@ -397,9 +397,7 @@ def replace_closed_forms(covariance: str = MLE):
 def accumulate_known_covariance_mean_error(t):
     """``(1/n) sum_{k=1}^t 1/k^2`` per unit ``tr Sigma0``; see
     :func:`collapse.analysis.gaussian_symbolic.accumulate_known_covariance_mean_error`."""
-    from collapse.analysis.gaussian_symbolic import (
-        accumulate_known_covariance_mean_error as impl,
-    )
+    from collapse.analysis.gaussian_symbolic import accumulate_known_covariance_mean_error as impl
 
     return impl(t)
 

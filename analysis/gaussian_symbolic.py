@@ -43,8 +43,9 @@ from __future__ import annotations
 from typing import Any
 
 import sympy as sp
-from collapse.analysis.checks import check_workflow
+
 from collapse.analysis.gaussian import moment_ratio_recursion, pool_coefficients
+from collapse.analysis.checks import check_workflow
 from collapse.analysis.vocabulary import (
     COV_DET_RATIO,
     COV_TRACE_RATIO,
@@ -453,26 +454,10 @@ def formula(metric: str, workflow: str, covariance: str = MLE) -> sp.Expr:
 
 
 __all__ = [
-    "INV_COV_TRACE",
-    "MAHALANOBIS_MEAN",
-    "MEAN_ERROR_RATIO",
-    "accumulate_known_covariance_mean_error",
-    "d",
-    "formula",
-    "gamma_product",
-    "hypergeometric_tail",
-    "infinite_gamma_product",
-    "limit_values",
-    "limits",
-    "mean_error_closed_form",
-    "n",
-    "pool_trace",
-    "pool_trace_asymptotics",
-    "pool_trace_ratio",
-    "replace_closed_forms",
-    "sigma2",
-    "symbolic_moments",
-    "t",
-    "trace_ratio_closed_form",
-    "wishart_moments",
+    "n", "d", "t", "sigma2",
+    "MEAN_ERROR_RATIO", "INV_COV_TRACE", "MAHALANOBIS_MEAN",
+    "symbolic_moments", "wishart_moments", "replace_closed_forms",
+    "accumulate_known_covariance_mean_error", "pool_trace_ratio", "gamma_product",
+    "infinite_gamma_product", "hypergeometric_tail", "pool_trace", "trace_ratio_closed_form",
+    "mean_error_closed_form", "pool_trace_asymptotics", "limits", "limit_values", "formula",
 ]

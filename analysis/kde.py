@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import sympy
-from collapse.analysis.checks import check_workflow
+
 from collapse.analysis.kde_lineage import (
     EULER_GAMMA,
     DensityBlur,
@@ -62,6 +62,7 @@ from collapse.analysis.kde_pairs import (
     pair_law_table,
 )
 from collapse.analysis.truths import GaussianMixture, gaussian_truth
+from collapse.analysis.checks import check_workflow
 from collapse.analysis.vocabulary import ACCUMULATE, KDE, MISE, TEST_NLL
 
 
@@ -255,35 +256,12 @@ def kde_theory(workflow: str, *, n: int, bandwidth: float, iterations: int,
 
 
 __all__ = [
-    "EULER_GAMMA",
-    "H_SYMBOL",
-    "N_SYMBOL",
-    "SIGMA0_SYMBOL",
-    "DensityBlur",
-    "KDETheory",
-    "MiseTerms",
-    "PairLawTable",
-    "data_point_law",
-    "expected_density",
-    "expected_density_variance",
-    "expected_mise",
-    "expected_mise_terms",
-    "gaussian_truth",
-    "harmonic_number",
-    "kde_theory",
-    "lineage_law",
-    "lineage_law_symbolic",
-    "lineage_law_table",
-    "lineage_mean_symbolic",
-    "lineage_pgf_symbolic",
-    "lineage_variance_symbolic",
-    "pair_law",
-    "pair_law_symbolic",
-    "pair_law_table",
-    "replace_mise_limit",
-    "replace_stationary_square",
-    "stirling_first_unsigned",
-    "symbolic_mise",
-    "training_set_size",
-    "truth_overlap",
+    "EULER_GAMMA", "DensityBlur", "KDETheory", "MiseTerms", "PairLawTable", "N_SYMBOL",
+    "H_SYMBOL", "SIGMA0_SYMBOL", "data_point_law", "expected_density",
+    "expected_density_variance", "expected_mise", "expected_mise_terms", "gaussian_truth",
+    "harmonic_number", "kde_theory", "lineage_law", "lineage_law_symbolic", "lineage_law_table",
+    "lineage_mean_symbolic", "lineage_pgf_symbolic", "lineage_variance_symbolic", "pair_law",
+    "pair_law_symbolic", "pair_law_table", "replace_mise_limit", "replace_stationary_square",
+    "stirling_first_unsigned", "symbolic_mise",
+    "training_set_size", "truth_overlap",
 ]

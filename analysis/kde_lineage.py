@@ -44,8 +44,9 @@ from fractions import Fraction
 
 import numpy as np
 import sympy
-from collapse.analysis.checks import check_int, check_workflow
+
 from collapse.analysis.truths import GaussianMixture
+from collapse.analysis.checks import check_int, check_workflow
 from collapse.analysis.vocabulary import REPLACE
 
 #: Euler-Mascheroni constant ``gamma = lim (H_t - log t)``.

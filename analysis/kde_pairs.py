@@ -65,8 +65,9 @@ from typing import Any
 
 import numpy as np
 import sympy
-from collapse.analysis.checks import check_int, check_workflow
+
 from collapse.analysis.kde_lineage import check_iteration
+from collapse.analysis.checks import check_int, check_workflow
 from collapse.analysis.vocabulary import ACCUMULATE, REPLACE
 
 PairKey = tuple[bool, int]

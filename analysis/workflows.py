@@ -46,9 +46,8 @@ Examples
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Union
+from typing import Iterable, Union
 
 from collapse.analysis.errors import CollapseError
 from collapse.analysis.vocabulary import (
@@ -159,7 +158,7 @@ class Workflow:
 
     # -- parsing --------------------------------------------------------------------
     @classmethod
-    def parse(cls, text: str) -> Workflow:
+    def parse(cls, text: str) -> "Workflow":
         """A preset name or a ``key=value,...`` spec (see the module docstring).
 
         Raises
@@ -236,7 +235,7 @@ class Workflow:
         """Whether ``D_t`` is a random subset of its pool (rather than the whole union)."""
         return t >= 2 and self.size is not None
 
-    def check(self, n: int) -> Workflow:
+    def check(self, n: int) -> "Workflow":
         """Raise :class:`CollapseError` if the rule is impossible with ``n`` points per batch.
 
         The pool only grows with ``t``, so it is smallest at ``t = 2``: a subsample
@@ -314,7 +313,7 @@ PRESETS: dict[str, Workflow] = {
     FRESH: Workflow(real="fresh", window=1),
 }
 
-WorkflowLike = Union[str, Workflow, Iterable[str | Workflow]]
+WorkflowLike = Union[str, Workflow, Iterable[Union[str, Workflow]]]
 
 
 def parse_workflows(value: WorkflowLike) -> tuple[Workflow, ...]:
