@@ -98,3 +98,43 @@ METRIC_LABELS: dict[str, str] = {
     TEST_NLL: "test NLL (nats per point or token)",
     MISE: "MISE (1 / data volume)",
 }
+
+
+# ----------------------------------------------------------------------------------------
+# Linear-regression and discrete-distribution settings.
+
+REGRESSION = "regression"
+DISCRETE = "discrete"
+
+# Regression metric: ``||w_hat_t - w||^2``, the excess test error of model t on fresh
+# isotropic inputs ``x ~ N(0, I_d)`` against noiseless labels (squared label units).
+TEST_MSE = "test_mse"
+REGRESSION_METRICS: tuple[str, ...] = (TEST_MSE,)
+
+# Discrete metrics of model t's probability vector ``p_hat_t`` over the K categories.
+GINI_DIVERSITY = "gini_diversity"  #: ``1 - sum_i p_i^2`` (dimensionless)
+ENTROPY = "entropy"  #: ``-sum_i p_i log p_i`` (nats)
+SURVIVING_CATEGORIES = "surviving_categories"  #: categories with ``p_i > 0`` (a count)
+TV_DISTANCE = "tv_distance"  #: ``(1/2) sum_i |p_i - p0_i|`` (dimensionless)
+COLLAPSED = "collapsed"  #: 1 when one category is left, else 0 (its mean is a probability)
+DISCRETE_METRICS: tuple[str, ...] = (
+    GINI_DIVERSITY,
+    ENTROPY,
+    SURVIVING_CATEGORIES,
+    TV_DISTANCE,
+    COLLAPSED,
+)
+
+#: Named truths of the discrete setting: ``p_i = 1/K``, or ``p_i`` proportional to ``1/i``.
+UNIFORM = "uniform"
+ZIPF = "zipf"
+DISCRETE_TRUTHS: tuple[str, ...] = (UNIFORM, ZIPF)
+
+METRIC_LABELS.update({
+    TEST_MSE: "||w_hat - w||^2 (squared label units)",
+    GINI_DIVERSITY: "1 - sum p_i^2 (Gini-Simpson diversity)",
+    ENTROPY: "entropy (nats)",
+    SURVIVING_CATEGORIES: "surviving categories (count)",
+    TV_DISTANCE: "total variation to the truth",
+    COLLAPSED: "P(one category left)",
+})
