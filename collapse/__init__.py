@@ -13,6 +13,8 @@ The public API is what this module exports:
   ``accumulate-subsample``, ``fresh``, or any rule);
 * :func:`theory`, :func:`simulate`, :func:`compare`, returning
   :class:`TheoryResult`, :class:`SimulationResult`, :class:`ComparisonResult`;
+* :func:`sweep`: a grid of those (or of language-model runs) as tasks on a Dask
+  cluster, each finished cell kept on disk, returning a :class:`SweepResult`;
 * :class:`CollapseError`, the one exception type (a ``ValueError``).
 
 Submodules are reached by their full names, e.g. ``from collapse.simulate.stats
@@ -35,6 +37,7 @@ from collapse.analysis.problems import KDE, Gaussian, Problem
 from collapse.analysis.workflows import Workflow
 from collapse.simulate.api import compare, simulate, theory
 from collapse.simulate.results import ComparisonResult, SimulationResult, TheoryResult
+from collapse.simulate.sweep import SweepResult, sweep
 
 __all__ = [
     "CollapseError",
@@ -43,10 +46,12 @@ __all__ = [
     "KDE",
     "Problem",
     "SimulationResult",
+    "SweepResult",
     "TheoryResult",
     "Workflow",
     "compare",
     "simulate",
+    "sweep",
     "theory",
 ]
 
