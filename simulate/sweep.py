@@ -117,6 +117,8 @@ RETRIES = 2
 ALLOWED_FAILURES = 3
 #: Where a LocalCluster serves its dashboard (another free port if this one is taken).
 DASHBOARD = ":8787"
+#: How long to try to reach an external scheduler before giving up.
+CONNECT_TIMEOUT = "20s"
 
 _TOP_KEYS = ("command", "setting", "description", "fixed", "grid")
 # Options a sweep owns, with the reason a cell may not set them.
@@ -627,6 +629,16 @@ def _in_worker() -> bool:
         return False
 
 
+def _threads() -> dict[str, int]:
+    """The threads this task computes with: BLAS pools (most of any) and engine chunks."""
+    from threadpoolctl import threadpool_info
+
+    from collapse.simulate.streams import thread_count
+
+    blas = [int(p.get("num_threads", 1)) for p in threadpool_info()]
+    return {"blas_threads": max(blas, default=1), "engine_threads": thread_count()}
+
+
 def _worker_info() -> dict[str, Any]:
     import platform
 
@@ -656,6 +668,7 @@ def run_cell(cell: Mapping[str, Any], output: str | None = None) -> dict[str, An
     start = time.perf_counter()
     worker = _in_worker()
     with _one_core() if worker else contextlib.nullcontext():
+        threads = _threads()
         if cell["command"] == "lm":
             body = _run_lm(cell, output)
         else:
@@ -663,7 +676,7 @@ def run_cell(cell: Mapping[str, Any], output: str | None = None) -> dict[str, An
     text = body.pop("csv")
     record = {"format": CELL_FORMAT, "id": cell["id"], "identity": cell["identity"],
               "label": cell.get("label", ""), "csv": text, "sha256": _sha256(text), **body,
-              "seconds": time.perf_counter() - start, "worker": _worker_info(),
+              "seconds": time.perf_counter() - start, "worker": {**_worker_info(), **threads},
               "versions": {"collapse": _version("collapse-or-thrive")}}
     if output is not None and worker:
         with contextlib.suppress(CollapseError, OSError):
@@ -1005,9 +1018,9 @@ def _client(scheduler: str | None, workers: int, dashboard: str | None):
     target = scheduler.strip()
     try:
         if target.endswith(".json") and Path(target).is_file():
-            client = Client(scheduler_file=target, timeout="20s")
+            client = Client(scheduler_file=target, timeout=CONNECT_TIMEOUT)
         else:
-            client = Client(target, timeout="20s")
+            client = Client(target, timeout=CONNECT_TIMEOUT)
     except (OSError, TimeoutError, ValueError) as exc:
         raise CollapseError(f"--scheduler: cannot connect to {target!r}: "
                             f"{' '.join(str(exc).split()) or type(exc).__name__}") from None
