@@ -378,6 +378,9 @@ def test_local_cluster_of_two_workers_equals_the_single_commands(capsys, tmp_pat
     assert os.getpid() not in pids and 1 <= len(pids) <= 2  # computed by the worker processes
     assert all(r["worker"]["blas_threads"] == 1 and r["worker"]["engine_threads"] == 1
                for r in records)
+    # BLAS pinned before the workers start; Dask's malloc setting, costly here, unset
+    assert all(r["worker"]["environment"]["OPENBLAS_NUM_THREADS"] == "1" for r in records)
+    assert all(r["worker"]["environment"]["MALLOC_TRIM_THRESHOLD_"] is None for r in records)
     # a rerun computes nothing, and says so
     code, _, err = run_cli(capsys, "sweep", str(path), "--output", str(out))
     assert code == 0 and "0 cells computed, 12 reused" in err
