@@ -314,10 +314,21 @@ def run_compare(args: argparse.Namespace) -> int:
 
 
 def run_sweep(args: argparse.Namespace) -> int:
+    import signal
+
     from collapse.simulate.sweep import sweep
 
-    result = sweep(args.grid, args.output, scheduler=args.scheduler, workers=args.workers,
-                   retries=args.retries, progress=not args.quiet)
+    def interrupted(signum, frame):
+        raise KeyboardInterrupt
+
+    # SIGTERM (a batch system's stop) ends the sweep like Ctrl-C: the local cluster's
+    # workers are shut down instead of being left to notice their scheduler is gone.
+    previous = signal.signal(signal.SIGTERM, interrupted)
+    try:
+        result = sweep(args.grid, args.output, scheduler=args.scheduler, workers=args.workers,
+                       retries=args.retries, progress=not args.quiet)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return result.exit_status
 
 

@@ -666,7 +666,7 @@ def run_cell(cell: Mapping[str, Any], output: str | None = None) -> dict[str, An
     absolute) is visible from the worker, the record is also written there
     atomically, so a cell finished after the client was killed is kept.
     """
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     worker = _in_worker()
     with _one_core() if worker else contextlib.nullcontext():
         threads = _threads()
@@ -677,7 +677,9 @@ def run_cell(cell: Mapping[str, Any], output: str | None = None) -> dict[str, An
     text = body.pop("csv")
     record = {"format": CELL_FORMAT, "id": cell["id"], "identity": cell["identity"],
               "label": cell.get("label", ""), "csv": text, "sha256": _sha256(text), **body,
-              "seconds": time.perf_counter() - start, "worker": {**_worker_info(), **threads},
+              "seconds": time.perf_counter() - start,
+              # the process's CPU time over the cell (a worker runs one cell at a time)
+              "cpu_seconds": time.process_time() - cpu, "worker": {**_worker_info(), **threads},
               "versions": {"collapse": _version("collapse-or-thrive")}}
     if output is not None and worker:
         with contextlib.suppress(CollapseError, OSError):
@@ -1305,14 +1307,26 @@ def _finish(grid: Grid, output: Path, manifest: dict[str, Any], run_entry: dict[
         write_text(output / RESULTS, _results(grid, records), "--output")
         cell_seconds = {c.id: round(float(records[c.id].get("seconds", 0.0)), 4)
                         for c in grid.cells}
+        cpu = sum(float(records[c.id].get("cpu_seconds", 0.0)) for c in grid.cells)
         manifest["timings"] = {"cell_seconds_total": round(sum(cell_seconds.values()), 3),
+                               "cell_cpu_seconds_total": round(cpu, 3),
                                "cell_seconds": cell_seconds}
         manifest["worker_versions"] = sorted({str(r.get("versions", {}).get("collapse"))
                                               for r in records.values()})
         _clean_temporaries(output / CELLS)
     manifest["status"] = "complete" if complete else "incomplete"
+    by_id = {c.id: c for c in grid.cells}
+    for entry in manifest.get("cells", []):
+        record = records.get(entry.get("id"))
+        if record is not None and "verdict" in record:
+            entry["verdict"] = record["verdict"]
     if verdicts:
         manifest["verdicts"] = verdicts
+        for verdict in ("INCONSISTENT", "UNTESTED"):
+            labels = [by_id[cid].label for cid, r in records.items()
+                      if r.get("verdict") == verdict and cid in by_id]
+            if labels:
+                log.info("%s cells: %s", verdict.lower(), "; ".join(sorted(labels)))
     _write_manifest(output, manifest)
     result = SweepResult(output=output, grid=grid, computed=computed, reused=reused,
                          damaged=damaged, failed=tuple(failed), seconds=seconds,

@@ -311,6 +311,9 @@ def test_compare_exit_status_follows_the_verdicts(capsys, tmp_path):
                            "--scheduler", "synchronous")
     assert code == 1
     assert "verdicts: 1 CONSISTENT, 1 INCONSISTENT" in err
+    assert "inconsistent cells: theory-scale=1.05" in err
+    cells = json.loads((tmp_path / "out" / "manifest.json").read_text())["cells"]
+    assert [c["verdict"] for c in cells] == ["CONSISTENT", "INCONSISTENT"]
     header = rows((tmp_path / "out" / "results.csv").read_text())[0]
     assert header[-1] == "theory-scale"
 
@@ -585,3 +588,21 @@ def test_lm_grid_runs_one_resumable_run_directory_per_cell(capsys, tmp_path):
     assert code == 0 and "1 cells computed, 3 reused" in err
     assert (out / "results.csv").read_bytes() == before
     assert len(fits) == 2 and [p.stat().st_mtime_ns for p in fits] == stamps
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_sweep_and_its_local_workers(tmp_path, processes):
+    path = write(tmp_path / "gaussian12.toml", GAUSSIAN12)
+    out = tmp_path / "out"
+    proc = processes.start(collapse_argv("sweep", str(path), "--output", str(out),
+                                         "--workers", "2"), tmp_path / "sweep.log")
+    wait_for_cells(out / "cells", 1, proc, timeout=240)
+    proc.send_signal(signal.SIGTERM)  # the client only, as a batch system would
+    assert proc.wait(timeout=60) == 130
+    deadline = time.monotonic() + 20
+    while processes.in_sessions() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not processes.in_sessions(), "local workers outlived their sweep"
+    log = (tmp_path / "sweep.log").read_text()
+    assert "finished cells are kept" in log and "collapse: interrupted" in log
+    assert json.loads((out / "manifest.json").read_text())["status"] == "incomplete"
