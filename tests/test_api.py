@@ -223,6 +223,7 @@ def test_architecture_imports_point_one_way():
             assert modules <= allowed, (path, match[0])
     tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
                              check=True).stdout.split()
+    needle = "DESIGN" + ".md"  # spelled apart, or this file would cite it itself
     cited = [name for name in tracked if (ROOT / name).is_file()
-             and "DESIGN.md" in (ROOT / name).read_text(errors="ignore")]
+             and needle in (ROOT / name).read_text(errors="ignore")]
     assert cited == []
