@@ -212,13 +212,15 @@ def validate(argv: Sequence[str]) -> str | None:
     except SystemExit as exc:
         return None if exc.code in (0, None) else (err.getvalue().strip() or f"exit {exc.code}")
     if args.command == "sweep":
+        from collapse.analysis.checks import check_int
         from collapse.simulate.sweep import check_scheduler, load_grid
 
         try:
             load_grid(args.grid)
             check_scheduler(args.scheduler, args.workers)
+            check_int("retries", args.retries, 0)
         except CollapseError as exc:
-            return f"{PROG}: error: {exc}"
+            return f"{PROG}: error: {as_option(str(exc), _FLAGS)}"
         return None
     if getattr(args, "setting_adapter", None) is None:
         return None  # lm subcommands check their own options when they run

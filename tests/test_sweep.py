@@ -67,7 +67,10 @@ def write(path: Path, text: str) -> Path:
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:  # the parser's own errors exit from main
+        code = exc.code
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -172,6 +175,23 @@ def test_malformed_grid_leaves_an_existing_directory_untouched(capsys, tmp_path)
     code, _, err = run_cli(capsys, "sweep", str(grid), "--output", str(out))
     assert code == 2 and "grid.n" in err
     assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("options,expected", [
+    (["--workers", "0"], "collapse: error: --workers must be an integer >= 1 (got 0)"),
+    (["--retries", "-1"], "collapse: error: --retries must be an integer >= 0 (got -1)"),
+    (["--workers", "2", "--scheduler", "tcp://127.0.0.1:8786"],
+     "collapse: error: --workers: applies to the local cluster only"),
+    (["--workers", "two"], "collapse: error: argument --workers: must be an integer"),
+])
+def test_bad_sweep_options_are_one_line(capsys, tmp_path, options, expected):
+    grid = write(tmp_path / "theory.toml", THEORY)
+    out = tmp_path / "out"
+    code, _, err = run_cli(capsys, "sweep", str(grid), "--output", str(out), *options)
+    assert code == 2
+    assert err.strip().startswith(expected) and len(err.strip().splitlines()) == 1
+    assert validate(["sweep", str(grid), "--output", str(out), *options]).startswith(expected)
+    assert not out.exists()
 
 
 def test_api_raises_collapse_error_with_the_same_message(tmp_path):
