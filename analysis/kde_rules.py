@@ -172,6 +172,8 @@ def _pool(rule: Workflow, n: int, t: int, one: Any) -> _Pool:
 class RuleGenealogy:
     """Lineage and pair laws of a rule for ``t = 1..iterations`` (arrays over ``t``).
 
+    Float64 arrays, or object arrays of :class:`fractions.Fraction` with ``exact=True``.
+
     Attributes
     ----------
     sizes : tuple of int
@@ -183,8 +185,6 @@ class RuleGenealogy:
     distinct, coalesced : ndarray, shape (T, 2T + 1)
         ``P(not coalesced, S)`` and ``P(coalesced, S)`` for a uniform distinct pair of
         ``D_t`` (rows are zero where ``|D_t| = 1``: there is no pair).
-
-    Float64 arrays, or object arrays of :class:`fractions.Fraction` with ``exact=True``.
     """
 
     sizes: tuple[int, ...]

@@ -47,7 +47,7 @@ uniform on ``1..N``.  Every ordered pair of distinct student points is one of
   distinct parents (``r - r' + N(0, 2 h^2 I)``),
 
 so with ``G(v) = (2 pi v)^(-d/2)`` and ``Omega(v) = E phi_{sqrt v}(r - r')`` (``r, r'`` iid from
-the truth; :func:`collapse.analysis.kde.truth_overlap`) the exact expected MISE is
+the truth; :func:`collapse.analysis.kde.truth_overlap`) the exact expected MISE is::
 
     E int (p_student - p0)^2 = G(2h^2)/M + [n_r (n_r - 1) Omega(2h^2)
         + 2 n_r n_s (G(3h^2)/N + (1 - 1/N) Omega(3h^2))
