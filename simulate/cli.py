@@ -138,8 +138,8 @@ def _register_sweep(commands: argparse._SubParsersAction) -> None:
                            "inconsistent, 3 if one could test no row), 4 if a cell failed.")
     sub.add_argument("grid", metavar="GRID.toml",
                      help="the grid: command, setting, [fixed] options and [grid] lists, keys "
-                          "named as the command-line options without dashes (see "
-                          "sweeps/*.toml)")
+                          "named as the command-line options without dashes (the "
+                          "sweeps folder holds the paper's grids)")
     sub.add_argument("--output", required=True, metavar="DIR",
                      help="the sweep directory: new, empty, or written by the same grid "
                           "(resumed); DIR/results.csv holds every cell's rows")

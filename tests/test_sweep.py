@@ -348,6 +348,18 @@ def test_progress_shows_cells_rate_and_time_left():
     assert "20/20 cells" in lines[-1] and "cells/s" in lines[-1] and "left" in lines[-1]
     assert len(lines) < 15  # not a line per cell when standard error is not a terminal
 
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    bar = sw._Progress(total=3, reused=0, enabled=True, stream=terminal)
+    for _ in range(3):
+        bar.update()
+    drawn = terminal.getvalue()
+    assert drawn.count("\r") == 4 and drawn.endswith("\n")  # one line, redrawn in place
+    assert "3/3 cells" in drawn.splitlines()[-1].split("\r")[-1]
+
 
 def test_ready_made_grids_validate_and_match_the_paper():
     found = sorted(p.name for p in (ROOT / "sweeps").glob("*.toml"))
