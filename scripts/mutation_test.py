@@ -164,7 +164,10 @@ def _copy_tree(destination: Path) -> Path:
 
 def _run(workdir: Path, tests: tuple[str, ...]) -> tuple[bool, str]:
     env = dict(os.environ, PYTHONPATH=str(workdir / "site"), PYTHONDONTWRITEBYTECODE="1")
+    # the copy's collapse/ folder lives in site/, so the tests that pip-install the tree
+    # itself cannot run there (they guard packaging, which no mutant touches)
     proc = subprocess.run([PYTHON, "-m", "pytest", "-x", "-q", "-m", "not slow",
+                           "-k", "not regular_install and not front_page_example",
                            "-p", "no:cacheprovider", *tests], cwd=workdir / "tree", env=env,
                           capture_output=True, text=True, timeout=3600)
     tail = (proc.stdout + proc.stderr).strip().splitlines()[-1:] or [""]
