@@ -302,11 +302,27 @@ def real_training_indices(splits: Splits, n: int, seed: int) -> tuple[int, ...]:
     return tuple(splits.pool[int(i)] for i in chosen)
 
 
+def fresh_indices(splits: Splits, real: Sequence[int], n: int, seed: int, t: int) -> tuple[int, ...]:
+    """The fresh real batch ``F_t`` of replicate ``seed``: ``n`` pool indices not in ``real``.
+
+    Drawn without replacement from ``seeding.numpy_rng(seed, t, "fresh")``, so each batch
+    depends only on ``(seed, t)``; batches of different ``t`` are independent draws and
+    may share documents, but none shares one with the real training set ``real`` (and
+    none with the evaluation set, which is not in the pool).
+    """
+    taken = set(real)
+    rest = [i for i in splits.pool if i not in taken]
+    if n > len(rest):
+        raise ValueError("n exceeds the pool left after the real training set")
+    chosen = seeding.numpy_rng(seed, t, seeding.FRESH).choice(len(rest), size=n, replace=False)
+    return tuple(rest[int(i)] for i in chosen)
+
+
 def select(documents: Sequence[str], indices: Sequence[int]) -> list[str]:
     return [documents[i] for i in indices]
 
 
 __all__ = [
     "Corpus", "Splits", "DEFAULT_DATASET", "default_corpus", "load_corpus", "render_record",
-    "make_splits", "check_sizes", "real_training_indices", "fingerprint", "select",
+    "make_splits", "check_sizes", "real_training_indices", "fresh_indices", "fingerprint", "select",
 ]
