@@ -58,7 +58,7 @@ def test_reference_run_is_complete_and_finite(reference):
             for t in range(1, T + 1):
                 values, training_set, *_ , samples = outcome(reference, w, s, t)
                 assert set(values) == set(metrics.LM_METRICS)
-                assert math.isfinite(values[metrics.HELDOUT_CE]) and values[metrics.HELDOUT_CE] > 0
+                assert math.isfinite(values[metrics.TEST_NLL]) and values[metrics.TEST_NLL] > 0
                 assert math.isfinite(values[metrics.HELDOUT_BPB]) and values[metrics.HELDOUT_BPB] > 0
                 assert len(samples) == MICRO.n
                 expected = MICRO.n * t if (w == ACCUMULATE and t > 1) else MICRO.n
@@ -169,7 +169,7 @@ def test_model_from_a_local_directory(tmp_path, cache):
     assert config["settings"]["base_key"] is None
     assert config["provenance"]["split_sizes"]["pretrain"] == 0  # --model skips pretraining
     for t in (1, 2):
-        assert math.isfinite(outcome(out, REPLACE, 0, t)[0][metrics.HELDOUT_CE])
+        assert math.isfinite(outcome(out, REPLACE, 0, t)[0][metrics.TEST_NLL])
 
 
 def test_local_txt_and_jsonl_datasets(tmp_path, cache):
@@ -186,7 +186,7 @@ def test_local_txt_and_jsonl_datasets(tmp_path, cache):
         assert settings["dataset_sha256"] == corpus.fingerprint(docs)
         real = [r["text"] for r in rundir.read_jsonl(rundir.real_path(out, 0))]
         assert len(real) == MICRO.n and set(real) <= set(docs)
-        assert math.isfinite(outcome(out, ACCUMULATE, 0, 2)[0][metrics.HELDOUT_CE])
+        assert math.isfinite(outcome(out, ACCUMULATE, 0, 2)[0][metrics.TEST_NLL])
 
 
 @pytest.mark.slow

@@ -1,0 +1,3 @@
+"""placeholder"""
+def is_value_dir(path):
+    return False
