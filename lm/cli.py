@@ -204,7 +204,7 @@ def value_command(args: argparse.Namespace) -> int:
     )
     _emit(result.table, args.format, None)
     if not args.quiet:
-        print(f"lm: {len(result.computed)} cells computed, {len(result.reused)} reused, "
+        print(f"lm: {len(result.computed)} generators and students computed, {len(result.reused)} reused, "
               f"{result.seconds:.1f} s", file=sys.stderr)
     return 0
 

@@ -279,13 +279,13 @@ def make_splits(n_docs: int, n_pretrain: int, n_eval: int, split_seed: int) -> S
     return Splits(pretrain, evaluation, pool)
 
 
-def check_sizes(n_docs: int, n_pretrain: int, n_eval: int, n: int, dataset: str) -> None:
+def check_sizes(n_docs: int, n_pretrain: int, n_eval: int, n: int, dataset: str, n_option: str = "--n") -> None:
     """:class:`CollapseError` unless the corpus holds pretraining + evaluation + ``n`` documents."""
     need = n_pretrain + n_eval + n
     if need > n_docs:
         raise CollapseError(
-            f"--n: {dataset!r} has {n_docs} documents but the run needs {need} "
-            f"(pretraining {n_pretrain} + --n-eval {n_eval} + --n {n}); lower --n or --n-eval"
+            f"{n_option}: {dataset!r} has {n_docs} documents but the run needs {need} "
+            f"(pretraining {n_pretrain} + --n-eval {n_eval} + {n_option} {n}); lower {n_option} or --n-eval"
             + (" (or use --model, which skips pretraining)" if n_pretrain else "")
         )
 

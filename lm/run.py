@@ -252,7 +252,8 @@ def _stderr_log(message: str) -> None:
 class _Context:
     """Everything shared by the iterations of one call: corpus, splits, base model, eval windows."""
 
-    def __init__(self, config: RunConfig, cache_dir, threads: int, show_progress: bool, log) -> None:
+    def __init__(self, config: RunConfig, cache_dir, threads: int, show_progress: bool, log,
+                 n_option: str = "--n") -> None:
         from collapse.lm import cache
 
         self.config = config
@@ -261,7 +262,7 @@ class _Context:
         self.corpus = corpus_mod.load_corpus(config.dataset, config.text_field)
         n_pretrain = 0 if config.model else preset.n_pretrain
         corpus_mod.check_sizes(len(self.corpus.documents), n_pretrain, preset.n_eval, preset.n,
-                               self.corpus.name)
+                               self.corpus.name, n_option)
         if config.model:
             check_model_spec(config.model)
             self.base_settings = None
