@@ -72,6 +72,9 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
                         help="held-out evaluation documents (>= 1; default: the preset's)")
     parser.add_argument("--preset", default="tiny", metavar="P",
                         help=f"sizes and hyperparameters: {', '.join(PRESET_NAMES)} (default tiny)")
+    parser.add_argument("--context", type=_int_at_least(2), default=None, metavar="C",
+                        help="tokens per training window and the longest chat example kept (default: the "
+                             "preset's; a --model's own limit caps it)")
     parser.add_argument("--lr", type=_positive_float, default=None, metavar="LR",
                         help="fine-tuning learning rate (AdamW, constant; default: the preset's)")
     parser.add_argument("--output", required=True, metavar="DIR", help="run directory (created, or resumed)")
@@ -160,8 +163,12 @@ def register(subparsers) -> None:
 def _preset(args: argparse.Namespace):
     from collapse.lm.presets import get_preset, with_overrides
 
-    return with_overrides(get_preset(args.preset), n=getattr(args, "n", None), n_eval=args.n_eval,
-                          finetune_lr=args.lr)
+    preset = get_preset(args.preset)
+    context = args.context
+    # sampled texts must fit the context too
+    new_tokens = None if context is None else context - 1
+    return with_overrides(preset, n=getattr(args, "n", None), n_eval=args.n_eval, finetune_lr=args.lr,
+                          context=context, max_new_tokens=new_tokens)
 
 
 def _log(args: argparse.Namespace):

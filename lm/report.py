@@ -34,6 +34,12 @@ from collapse.simulate.stats import summarize
 from collapse.simulate.tables import SIMULATE_COLUMNS, Table
 
 
+def _readable(text: str) -> str:
+    """``text`` with the undecodable bytes of a file name (which Python keeps as lone
+    surrogates under an ASCII locale) turned back into characters, so figures can draw it."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 @dataclass(frozen=True)
 class LMProblem:
     """What an LM run is about, in the shape results objects expect of a problem."""
@@ -47,9 +53,9 @@ class LMProblem:
     setting: str = field(default=LM, init=False)
 
     def describe(self) -> str:
-        model = f", model {self.model}" if self.model else ""
+        model = f", model {_readable(self.model)}" if self.model else ""
         return (f"language model (preset {self.preset}, n={self.n}, n_eval={self.n_eval}, "
-                f"dataset {self.dataset}{model}, budget {self.budget})")
+                f"dataset {_readable(self.dataset)}{model}, budget {self.budget})")
 
     def options(self) -> dict:
         return asdict(self)

@@ -210,7 +210,7 @@ def check_cost(preset: Preset, rules: Sequence[Workflow], iterations: int, n_see
                       ("--n", preset.n / 200)), key=lambda item: item[1])[0]
         shown = {"--iterations": iterations, "--seeds": n_seeds, "--n": preset.n}[driver]
         raise CollapseError(
-            f"{driver}: {driver} {shown} would take about {_duration(seconds)} of one core "
+            f"{driver}: {shown} would take about {_duration(seconds)} of one core "
             f"(the limit is {_duration(TIME_LIMIT)}); use a smaller value, or --force to run anyway")
     return seconds
 
@@ -279,6 +279,8 @@ class _Context:
         self.eval_texts = corpus_mod.select(self.corpus.documents, self.splits.evaluation)
         self._show = show_progress
         self._log = log
+        self._n_option = n_option
+        self.dropped = 0
         self.bundle = None
         self.eval_windows = None
         self._matched: dict[int, int] = {}
@@ -311,6 +313,7 @@ class _Context:
             "dataset": self.corpus.provenance,
             "documents": len(self.corpus.documents),
             "characters": self.corpus.n_chars,
+            "chat_examples_over_context": self.dropped if self.corpus.chat else None,
             "split_sizes": {
                 "pretrain": len(self.splits.pretrain),
                 "evaluation": len(self.splits.evaluation),
@@ -322,7 +325,12 @@ class _Context:
         }
 
     def load_base(self) -> None:
-        """Build or fetch the base model, then encode the evaluation windows (once)."""
+        """Build or fetch the base model, then encode the evaluation windows (once).
+
+        For a chat data set this also fixes the evaluation set and the pool: examples
+        longer than the model's context (with begin- and end-of-text tokens) are left
+        out of both, as the paper filters over-long HelpSteer2 examples.
+        """
         if self.bundle is not None:
             return
         from collapse.lm import modeling, training
@@ -336,10 +344,32 @@ class _Context:
         else:
             self.bundle = modeling.load(self.config.model, context=preset.context)
         b = self.bundle
+        if self.corpus.chat:
+            self._drop_overlong()
         sequences = training.encode(b.tokenizer, self.eval_texts, b.bos_id, b.eos_id)
         self.eval_windows = training.all_windows(sequences, b.max_positions)
         self.eval_bytes = M.utf8_bytes(self.eval_texts)
         self.max_new_tokens = min(preset.max_new_tokens, b.max_positions - 1)
+
+    def _drop_overlong(self) -> None:
+        preset = self.config.preset
+        b = self.bundle
+        docs = self.corpus.documents
+        candidates = sorted(set(range(len(docs))) - set(self.splits.pretrain))
+        lengths = [len(ids) + 2 for ids in b.tokenizer([docs[i] for i in candidates],
+                                                       add_special_tokens=False)["input_ids"]]
+        fits = {i for i, length in zip(candidates, lengths) if length <= b.max_positions}
+        self.dropped = len(candidates) - len(fits)
+        if len(fits) < preset.n_eval + preset.n + 1:
+            raise CollapseError(
+                f"{self._n_option}: {len(fits)} of the {len(candidates)} prompt/response examples of "
+                f"{self.corpus.name!r} fit in the context of {b.max_positions} tokens, but the run needs "
+                f"--n-eval {preset.n_eval} + {self._n_option} {preset.n} + 1; lower them or raise --context")
+        self.splits = corpus_mod.make_splits(len(docs), len(self.splits.pretrain), preset.n_eval,
+                                             self.config.split_seed, keep=fits.__contains__)
+        self.eval_texts = corpus_mod.select(docs, self.splits.evaluation)
+        self._log(f"left out {self.dropped} of {len(candidates)} prompt/response examples longer than "
+                  f"{b.max_positions} tokens")
 
     def windows(self, texts: Sequence[str]) -> list:
         from collapse.lm import training
@@ -469,11 +499,7 @@ def run(
     check_cost(config.preset, rules, iterations, n_seeds, config.budget, config.model, force)
     log = log or (lambda message: None)
     ctx = _Context(config, cache_dir, threads, show_progress, log)
-    preset = config.preset
-    if any(rule.real == "fresh" for rule in rules) and len(ctx.splits.pool) < 2 * preset.n:
-        raise CollapseError(
-            f"--n: fresh real batches need a pool of 2 x --n = {2 * preset.n} documents besides "
-            f"pretraining and evaluation, and {ctx.corpus.name!r} leaves {len(ctx.splits.pool)}")
+    _check_fresh(ctx, rules)
     labels = [rule.label for rule in rules]
     seeds = [config.seed + k for k in range(n_seeds)]
     extent = {"workflows": labels, "iterations": iterations, "seeds": seeds}
@@ -492,6 +518,14 @@ def run(
         torch.set_num_threads(previous_threads)
 
 
+def _check_fresh(ctx: _Context, rules) -> None:
+    n = ctx.config.preset.n
+    if any(rule.real == "fresh" for rule in rules) and len(ctx.splits.pool) < 2 * n:
+        raise CollapseError(
+            f"--n: fresh real batches need a pool of 2 x --n = {2 * n} documents besides "
+            f"pretraining and evaluation, and {ctx.corpus.name!r} leaves {len(ctx.splits.pool)}")
+
+
 def _loop(ctx: _Context, output: Path, rules, seeds, iterations, extent, settings, hook, log,
           start) -> RunResult:
     from collapse.lm import report
@@ -501,9 +535,11 @@ def _loop(ctx: _Context, output: Path, rules, seeds, iterations, extent, setting
     cells = [(rule, s, t) for s in seeds for rule in rules for t in range(1, iterations + 1)]
     unverified = sum(1 for rule, s, t in cells
                      if not rundir.is_complete(rundir.iteration_dir(output, rule.label, s, t), rule.label, s, t))
-    # the base model loads first, so a bad --model leaves no run directory behind
-    if unverified:
+    # the base model loads first, so a bad --model leaves no run directory behind; a chat
+    # data set needs its tokenizer to fix the evaluation set and the pool
+    if unverified or ctx.corpus.chat:
         ctx.load_base()
+        _check_fresh(ctx, rules)
     rundir.open_run(output, settings, extent, ctx.provenance())
     result = RunResult(output=output)
     records = []

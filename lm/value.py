@@ -241,6 +241,8 @@ def run_value(config, output: str | Path, *, real_sizes: Sequence[int], syntheti
                 extent = {k: sorted(set(e.get(k, [])) | set(extent[k])) for k in extent}
             result = ValueResult(real, synthetic, big_n, seeds, {}, {TEST_NLL: [], HELDOUT_BPB: []},
                                  output=output)
+            if ctx.corpus.chat:
+                ctx.load_base()  # fixes the pool (over-long examples left out)
             for s in seeds:
                 indices = corpus_mod.real_training_indices(ctx.splits, big_n, s)
                 texts = corpus_mod.select(ctx.corpus.documents, indices)
