@@ -186,7 +186,7 @@ def _check_config(root: Path, settings: dict) -> dict | None:
                             "damaged; use another --output directory")
     key = rundir.first_difference(old["settings"], settings)
     if key is not None:
-        names = {"generator_n": "--generator-n",
+        names = {"generator_n": "--generator-n", "n": "--generator-n",
                  "generator_samples": "--synthetic-sizes (its largest value, the generator's samples)"}
         name = names.get(key) or rundir._parameter_name(key)
         there, now = rundir._flatten(old["settings"]).get(key), rundir._flatten(settings).get(key)

@@ -5,7 +5,8 @@
 #
 # Each `collapse lm run` resumes, so rerunning this script after an interruption
 # computes only what is missing.  One torch thread per run, at the lowest CPU
-# priority, one run at a time; wall times go to RUNS_DIR/times.tsv.  Afterwards
+# priority, one run at a time; wall times go to RUNS_DIR/times.tsv (and the code's
+# commit, if COLLAPSE_COMMIT is set, to RUNS_DIR/commits.tsv).  Afterwards
 # `python scripts/lm_evidence.py RUNS_DIR` writes the tables under docs/results/lm/.
 set -euo pipefail
 runs=${1:-runs/evidence}
@@ -18,9 +19,10 @@ step() {  # step NAME ARGS...: run one experiment and record its wall time
     local name=$1; shift
     local start end
     start=$(date +%s)
-    nice -n 19 "$collapse" lm "$@" --cache-dir "$cache" --quiet
+    nice -n 19 "$collapse" lm "$@" --cache-dir "$cache" --quiet > "$runs/$name.out"
     end=$(date +%s)
     printf '%s\t%s\t%s\n' "$name" "$((end - start))" "$*" >> "$runs/times.tsv"
+    if [ -n "${COLLAPSE_COMMIT:-}" ]; then printf '%s\t%s\n' "$name" "$COLLAPSE_COMMIT" >> "$runs/commits.tsv"; fi
 }
 
 step tiny-epochs   run --workflow all,fresh --iterations 10 --seeds 8 --preset tiny --output "$runs/tiny-epochs"
@@ -29,3 +31,4 @@ step small-epochs  run --workflow all,fresh --iterations 10 --seeds 5 --preset s
 step small-matched run --workflow all,fresh --iterations 10 --seeds 5 --preset small --budget matched --output "$runs/small-matched"
 step tiny-lr-low   run --workflow all,fresh --iterations 10 --seeds 8 --preset tiny --lr 1.5e-4 --output "$runs/tiny-lr-low"
 step tiny-lr-high  run --workflow all,fresh --iterations 10 --seeds 8 --preset tiny --lr 1.5e-3 --output "$runs/tiny-lr-high"
+step value-tiny    value --real-sizes 25,50,100,200,400 --synthetic-sizes 0,100,200,400,800 --seeds 5 --preset tiny --output "$runs/value-tiny"
