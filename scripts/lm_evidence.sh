@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # The language-model evidence runs: every experiment of docs/results/lm/, in order.
 #
-#   scripts/lm_evidence.sh [RUNS_DIR]      (default runs/evidence; git-ignored)
+#   scripts/lm_evidence.sh [RUNS_DIR [STEP...]]    (default runs/evidence, every step)
 #
 # Each `collapse lm run` resumes, so rerunning this script after an interruption
-# computes only what is missing.  One torch thread per run, at the lowest CPU
+# computes only what is missing.  The steps are independent: two lanes of them may
+# run at once (each `collapse lm run` locks its own directory).  One torch thread per run, at the lowest CPU
 # priority, one run at a time; wall times go to RUNS_DIR/times.tsv (and the code's
 # commit, if COLLAPSE_COMMIT is set, to RUNS_DIR/commits.tsv).  Afterwards
 # `python scripts/lm_evidence.py RUNS_DIR` writes the tables under docs/results/lm/.
 set -euo pipefail
 runs=${1:-runs/evidence}
+shift || true
+wanted=" ${*:-all} "
 collapse=${COLLAPSE:-collapse}
 mkdir -p "$runs"
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
@@ -18,6 +21,7 @@ cache="$runs/cache"
 step() {  # step NAME ARGS...: run one experiment and record its wall time
     local name=$1; shift
     local start end
+    case "$wanted" in *" all "*|*" $name "*) ;; *) return 0 ;; esac
     start=$(date +%s)
     nice -n 19 "$collapse" lm "$@" --cache-dir "$cache" --quiet > "$runs/$name.out"
     end=$(date +%s)
