@@ -21,7 +21,6 @@ import argparse
 import math
 import sys
 
-from collapse.analysis.errors import CollapseError
 from collapse.analysis.vocabulary import ALL, WORKFLOWS
 
 FORMATS = ("table", "csv", "json")

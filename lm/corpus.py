@@ -204,7 +204,7 @@ def render_record(record: dict, text_field: str | None, chat: bool | None = None
     Examples
     --------
     >>> render_record({"prompt": "Hi?", "response": "Hello.", "helpfulness": 3}, None)
-    'user: Hi?\nassistant: Hello.'
+    'user: Hi?\\nassistant: Hello.'
     """
     if text_field is not None:
         if text_field not in record:

@@ -66,6 +66,46 @@ def welch(a: Sequence[float], b: Sequence[float]) -> dict:
             "welch_t": t, "welch_df": float(df), "welch_p": p, "hedges_g": float(g)}
 
 
+def welch_summary(mean_a: float, sem_a: float, n_a: int, mean_b: float, sem_b: float, n_b: int) -> dict:
+    """:func:`welch` from the summaries a report table keeps (mean, standard error, count).
+
+    The same test: ``t = (m_a - m_b) / sqrt(sem_a^2 + sem_b^2)`` with Welch-Satterthwaite
+    ``df = (sem_a^2 + sem_b^2)^2 / (sem_a^4 / (n_a - 1) + sem_b^4 / (n_b - 1))``; Hedges'
+    g from the standard deviations ``sem * sqrt(n)``.
+
+    Examples
+    --------
+    >>> r = welch_summary(4.690, 0.066, 3, 4.461, 0.016, 3)
+    >>> round(r["welch_p"], 3)
+    0.067
+    """
+    from scipy import stats
+
+    va, vb = sem_a ** 2, sem_b ** 2
+    diff = mean_a - mean_b
+    se = math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va ** 2 / (n_a - 1) + vb ** 2 / (n_b - 1))
+    t = diff / se
+    p = float(2 * stats.t.sf(abs(t), df))
+    half = float(stats.t.ppf(0.975, df)) * se
+    sd_a2, sd_b2 = va * n_a, vb * n_b
+    pooled = math.sqrt(((n_a - 1) * sd_a2 + (n_b - 1) * sd_b2) / (n_a + n_b - 2))
+    g = diff / pooled * (1.0 - 3.0 / (4.0 * (n_a + n_b) - 9.0))
+    return {"n_a": n_a, "n_b": n_b, "mean_a": mean_a, "mean_b": mean_b, "difference": diff,
+            "ci_low": diff - half, "ci_high": diff + half, "welch_t": t, "welch_df": df, "welch_p": p,
+            "hedges_g": g}
+
+
+def pairwise_summary(summaries: Mapping[str, tuple[float, float, int]]) -> list[dict]:
+    """:func:`welch_summary` for every pair of ``name -> (mean, sem, n)``, with Holm's adjustment
+    (no paired test: a summary has lost the pairing)."""
+    rows = [{"a": a, "b": b, **welch_summary(*summaries[a], *summaries[b]), "paired_n": 0,
+             "paired_p": math.nan} for a, b in combinations(list(summaries), 2)]
+    for row, adjusted in zip(rows, holm([r["welch_p"] for r in rows])):
+        row["welch_p_holm"] = adjusted
+    return rows
+
+
 def holm(p_values: Sequence[float]) -> list[float]:
     """Holm's step-down adjustment (controls the family-wise error rate under any dependence)."""
     order = sorted(range(len(p_values)), key=lambda i: p_values[i])

@@ -35,6 +35,7 @@ import math
 from typing import Iterable, Mapping, Sequence
 
 from collapse.analysis.vocabulary import TEST_NLL
+
 HELDOUT_BPB = "heldout_bits_per_byte"
 SAMPLE_MEAN_LENGTH = "sample_mean_length"
 SAMPLE_DISTINCT_BIGRAM_RATIO = "sample_distinct_bigram_ratio"

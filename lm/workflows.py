@@ -66,7 +66,7 @@ def _real_part(rule: Workflow, t: int, n_real: int) -> list[Ref]:
 
 
 def training_refs(
-    rule: Workflow,
+    rule: Workflow | str,
     t: int,
     n_real: int,
     sample_counts: Sequence[int],
@@ -74,13 +74,16 @@ def training_refs(
 ) -> list[Ref]:
     """References making up ``D_t`` (see the module docstring).
 
+    ``rule`` is a :class:`~collapse.analysis.workflows.Workflow` or its name or spec.
     ``n_real`` is the size of the real set (and of each fresh batch);
     ``sample_counts[k-1]`` is the number of texts sampled from model ``k``; at least
     ``t-1`` entries are needed (later ones are ignored).  ``rng`` is used only by rules
     that subsample.
     """
+    if isinstance(rule, str):
+        rule = Workflow.parse(rule)
     if not isinstance(rule, Workflow):
-        raise TypeError("rule must be a collapse.analysis.workflows.Workflow")
+        raise TypeError("rule must be a workflow name, spec or collapse.analysis.workflows.Workflow")
     if t < 1:
         raise ValueError("iterations start at t = 1")
     if len(sample_counts) < t - 1:

@@ -455,7 +455,7 @@ def minimal_site(tmp_path_factory) -> Path:
         ".. toctree::\n\n   lm\n")
     (src / "lm.rst").write_text("LM\n==\n\n.. collapse-lm-results::\n\n.. collapse-lm-tests:: exp\n\n"
                                 ".. collapse-lm-compare:: exp exp\n\n.. collapse-lm-value:: exp\n\n"
-                                ".. collapse-lm-readme:: exp\n")
+                                ".. collapse-lm-readme:: exp\n\nInline: :collapse-lm-pair:`exp replace accumulate`.\n")
     out = src / "_build" / "html"
     _build(src, out)
     return out
@@ -483,6 +483,7 @@ def test_lm_tests_are_computed_at_build_time(minimal_site):
     p = stats.ttest_ind([4.8, 4.85, 4.9], [4.5, 4.52, 4.54], equal_var=False).pvalue
     assert f"{p:.2g}" in page
     assert "4.3 ± 0.02" in page  # the value grid's cell (10, 20)
+    assert "Inline: replace − accumulate at t = 2: 0.33 nats/token [95% CI" in page
 
 
 def test_minimal_site_builds_with_local_mathjax(minimal_site):

@@ -22,7 +22,7 @@ from collapse.analysis.errors import CollapseError  # noqa: E402
 from collapse.analysis.vocabulary import ACCUMULATE, REPLACE  # noqa: E402
 from collapse.lm import report, rundir  # noqa: E402
 from collapse.lm.presets import PRESETS  # noqa: E402
-from collapse.lm.run import DONE, TRAINED, WRITTEN, RunConfig, run  # noqa: E402
+from collapse.lm.run import TRAINED, WRITTEN, RunConfig, run  # noqa: E402
 
 MICRO = PRESETS["micro"]
 T = 3

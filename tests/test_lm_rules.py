@@ -10,7 +10,7 @@ from scipy import stats
 
 from collapse.analysis.errors import CollapseError
 from collapse.analysis.workflows import PRESETS, Workflow, parse_workflows
-from collapse.lm import corpus, evidence, rundir, seeding, workflows
+from collapse.lm import corpus, evidence, rundir, seeding
 from collapse.lm.workflows import REAL, fresh_source, training_refs
 
 

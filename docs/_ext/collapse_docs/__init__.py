@@ -506,6 +506,8 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("collapse-lm-results", LMResultsDirective)
     for name, directive in lm_results.DIRECTIVES.items():
         app.add_directive(name, directive)
+    for name, role in lm_results.ROLES.items():
+        app.add_role(name, role)
     app.add_directive("collapse-api", ApiDirective)
     app.add_role("collapse-value", value_role)
     # Folder of the checked-in language-model results, relative to the source directory.

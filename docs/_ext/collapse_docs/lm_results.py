@@ -19,6 +19,10 @@ Every number they show is computed while the page is built, from the CSV files t
     ``FOLDER/README.rst`` parsed as reStructuredText (commands, wall time, machine).
 ``.. collapse-lm-figure:: FOLDER``
     ``FOLDER/curves.png`` with a caption.
+``:collapse-lm-pair:`FOLDER A B```
+    Inline: ``A - B`` at the last iteration of one experiment, with its 95% interval,
+    Welch's and the paired p-value and Hedges' g; ``FOLDER_A FOLDER_B W`` compares
+    workflow ``W`` across two experiments (Welch only).
 
 FOLDER is relative to the ``collapse_lm_results`` folder (``results/lm``).
 """
@@ -133,6 +137,8 @@ class TestsDirective(_LMDirective):
         if folder is None:
             return []
         metric = self.options.get("metric", "test_nll")
+        if not (folder / "values.csv").is_file():
+            return self.from_summary(folder, metric)
         records = values_records(folder / "values.csv")
         t, rows = last_iteration_rows(records, metric)
         _, values, seeds = last_iteration_values(records, metric)
@@ -144,6 +150,27 @@ class TestsDirective(_LMDirective):
                           "Holm's adjustment over the pairs, Hedges' g (difference over the pooled "
                           "standard deviation, small-sample corrected) and the paired t-test over seeds "
                           "(the workflows of a seed share its real data and random streams).")
+        return out
+
+    def from_summary(self, folder: Path, metric: str) -> list[nodes.Node]:
+        """The same tests from a report table (mean, sem, replicates) when no per-seed values exist."""
+        from collapse.lm.evidence import pairwise_summary
+
+        csvs = sorted(folder.glob("*.csv"))
+        rows = [r for r in read_csv(csvs[0]) if r["metric"] == metric] if csvs else []
+        last = {}
+        for r in rows:
+            if r["workflow"] not in last or int(r["iteration"]) > int(last[r["workflow"]]["iteration"]):
+                last[r["workflow"]] = r
+        summaries = {w: (float(r["mean"]), float(r["sem"]), int(r["replicates"])) for w, r in last.items()}
+        t = min(int(r["iteration"]) for r in last.values())
+        out = self.table(["workflow", f"{metric} at t = {t} (mean ± sem)", "seeds"],
+                         [[w, f"{fmt(m)} ± {fmt(s, 2)}", str(n)] for w, (m, s, n) in summaries.items()],
+                         f"{self.arguments[0]}: {metric} at the last iteration, from the checked-in "
+                         f"report table {csvs[0].name} (no per-seed values were kept for this run).")
+        out += self.table(PAIR_HEADER[:-1], [row[:-1] for row in pair_rows(pairwise_summary(summaries))],
+                          "Welch's test from those means and standard errors (the same statistic as on "
+                          "the per-seed values), Holm's adjustment, Hedges' g.")
         return out
 
 
@@ -229,7 +256,7 @@ class ReadmeDirective(_LMDirective):
     optional_arguments = 0
 
     def run(self) -> list[nodes.Node]:
-        from collapse_docs import _parse_rst, runs
+        from collapse_docs import runs
 
         folder = self.folder(self.arguments[0])
         if folder is None:
@@ -271,3 +298,48 @@ DIRECTIVES = {
     "collapse-lm-readme": ReadmeDirective,
     "collapse-lm-figure": FigureDirective,
 }
+
+
+def pair_sentence(srcdir: Path, results: str, text: str) -> str:
+    """The text of ``:collapse-lm-pair:``: ``FOLDER A B`` (workflows A and B of one experiment)
+    or ``FOLDER_A FOLDER_B W`` (workflow W in two experiments: B's minus A's)."""
+    from collapse.lm.evidence import last_iteration_values, pairwise, welch
+
+    parts = text.split()
+    if len(parts) != 3:
+        raise ValueError("expected FOLDER A B or FOLDER_A FOLDER_B WORKFLOW")
+    base = srcdir / results
+    metric = "test_nll"
+    if (base / parts[1] / "values.csv").is_file():
+        t_a, va, _ = last_iteration_values(values_records(base / parts[0] / "values.csv"), metric)
+        t_b, vb, _ = last_iteration_values(values_records(base / parts[1] / "values.csv"), metric)
+        r = welch(vb[parts[2]], va[parts[2]])
+        head = f"{parts[2]}: {parts[1]} − {parts[0]} at t = {t_b}"
+        paired = ""
+    else:
+        t, values, seeds = last_iteration_values(values_records(base / parts[0] / "values.csv"), metric)
+        r = next(row for row in pairwise({k: values[k] for k in parts[1:]}, {k: seeds[k] for k in parts[1:]}))
+        head = f"{parts[1]} − {parts[2]} at t = {t}"
+        paired = f", paired p {p_fmt(r['paired_p'])}"
+    return (f"{head}: {fmt(r['difference'], 3)} nats/token [95% CI {fmt(r['ci_low'], 3)}, "
+            f"{fmt(r['ci_high'], 3)}], Welch p {p_fmt(r['welch_p'])}{paired}, Hedges' g "
+            f"{fmt(r['hedges_g'], 2)} ({r['n_a']} and {r['n_b']} seeds)")
+
+
+def pair_role(name, rawtext, text, lineno, inliner, options=None, content=None):
+    """``:collapse-lm-pair:`FOLDER A B```: a difference of means with its interval and tests,
+    computed at build time from the checked-in per-seed values."""
+    env = inliner.document.settings.env
+    try:
+        sentence = pair_sentence(Path(env.srcdir), env.config.collapse_lm_results, text)
+    except (OSError, KeyError, ValueError, StopIteration) as exc:
+        msg = inliner.reporter.warning(f"collapse-lm-pair {text!r}: {exc}", line=lineno)
+        return [inliner.problematic(rawtext, rawtext, msg)], [msg]
+    for folder in text.split()[:2]:
+        path = Path(env.srcdir) / env.config.collapse_lm_results / folder / "values.csv"
+        if path.is_file():
+            env.note_dependency(str(path))
+    return [nodes.inline(text=sentence)], []
+
+
+ROLES = {"collapse-lm-pair": pair_role}
