@@ -159,3 +159,21 @@ def test_non_run_directories_are_refused(tmp_path):
     assert_usage_error(lm("run", "--iterations", 1, "--preset", "micro", "--output", other,
                           "--cache-dir", tmp_path / "c"), "--output", "not an lm run directory")
     assert_usage_error(lm("report", other), "not an lm run directory")
+
+
+def test_value_command_prints_the_value_columns_and_report_draws_the_heat_map(run_dir, tmp_path):
+    _, cache = run_dir
+    out = tmp_path / "value"
+    proc = lm("value", "--real-sizes", "0,6,12", "--synthetic-sizes", "0,12", "--seeds", 1, "--preset", "micro",
+              "--output", out, "--cache-dir", cache, "--format", "csv", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.reader(proc.stdout.splitlines()))
+    assert tuple(rows[0]) == ("setting", "real_size", "synthetic_size", "metric", "mean", "sem", "replicates")
+    cells = {(int(r[1]), int(r[2])) for r in rows[1:] if r[3] == metrics.TEST_NLL}
+    assert cells == {(0, 12), (6, 0), (6, 12), (12, 0), (12, 12)}
+    again = lm("report", out, "--format", "csv", "--plot", tmp_path / "heat.svg")
+    assert again.returncode == 0, again.stderr
+    assert list(csv.reader(again.stdout.splitlines())) == rows
+    assert (tmp_path / "heat.svg").read_bytes().startswith(b"<?xml")
+    assert_usage_error(lm("value", "--real-sizes", "0", "--synthetic-sizes", "0", "--preset", "micro",
+                          "--output", tmp_path / "none", "--cache-dir", cache), "--real-sizes")
