@@ -286,6 +286,8 @@ def read_config(root: Path, option: str = "DIR") -> dict:
         problem = "it is not readable UTF-8 JSON"
     else:
         problem = _config_problem(config)
+    if isinstance(config, dict) and config.get("format") == "collapse-lm-value/1":
+        raise CollapseError(f"{option}: {root} is a `collapse lm value` directory, not an lm run directory")
     if problem:
         raise CollapseError(f"{option}: {path} is damaged ({problem}); "
                             "use another directory or restore the file")
