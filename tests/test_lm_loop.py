@@ -355,6 +355,7 @@ def test_prompt_response_data_is_chat_formatted_and_overlong_examples_left_out(c
     assert all(len(tokenizer(t, add_special_tokens=False)["input_ids"]) + 2 <= 256 for t in real)
 
 
+@pytest.mark.slow
 def test_the_documented_helpsteer2_command_runs_on_a_local_model_and_file(cache, tmp_path):
     """The command of the reproducing page, on a tiny HelpSteer2-layout file and a model
     saved with save_pretrained (sizes cut down, options otherwise as documented)."""
