@@ -196,7 +196,7 @@ def render_record(record: dict, text_field: str | None, chat: bool | None = None
     """The document text of one record (local JSON lines or hub).
 
     ``text_field`` given: that field.  Otherwise a record with ``prompt`` and
-    ``response`` becomes ``"user: {prompt}\nassistant: {response}"`` (the paper's
+    ``response`` becomes ``"user: {prompt}\\nassistant: {response}"`` (the paper's
     HelpSteer2 rendering; the loop appends the end-of-text token to every document),
     else its ``text`` field.  ``chat`` forces (or forbids) the chat rendering, so that
     every record of one data set is rendered alike.
@@ -209,7 +209,7 @@ def render_record(record: dict, text_field: str | None, chat: bool | None = None
     if text_field is not None:
         if text_field not in record:
             hint = ("; these records have prompt and response fields: leave out --text-field to "
-                    "format them as 'user: ...\nassistant: ...'" if is_chat(record) else "")
+                    "format them as 'user: ...\\nassistant: ...'" if is_chat(record) else "")
             raise CollapseError(
                 f"--text-field: records have no field {text_field!r} (fields: {', '.join(sorted(record))}){hint}"
             )

@@ -88,17 +88,18 @@ def base_parameters(config: dict, cache: Path) -> str:
 
 
 def readme(name: str, config: dict, wall: tuple[int, str] | None, commit: str | None, cache: Path,
-           kind: str) -> str:
+           kind: str, compute: float | None = None) -> str:
     settings, provenance = config["settings"], config.get("provenance") or {}
     preset = settings["preset"]
-    title = f"``{name}``"
-    lines = [title, "~" * len(title), ""]
+    lines = [f".. rubric:: How ``{name}`` was run", ""]
     if wall:
         lines += ["Command (run by ``scripts/lm_evidence.sh``, one torch thread, ``nice -n 19``, "
                   "``--cache-dir`` and ``--quiet`` left out here):", "", ".. code-block:: bash", "",
                   f"   {command(wall[1], name)}", "",
                   f"Wall time: {wall[0]} s ({wall[0] / 60:.1f} min) on {machine()}, shared with other "
-                  "jobs (so the time is an upper bound on what the run needs).", ""]
+                  "jobs (so the time is an upper bound on what the run needs)"
+                  + (f"; the iterations' own timings (fine-tuning, evaluation, sampling) add up to "
+                     f"{compute:.0f} s." if compute else "."), ""]
     lines += [f"Code: commit ``{commit}`` of the project." if commit else "Code: this project.", "",
               f"Versions: Python {provenance.get('python')}, torch {provenance.get('torch')}, "
               f"transformers {provenance.get('transformers')}.", "",
@@ -127,8 +128,10 @@ def write_run(name: str, directory: Path, out: Path, info: dict) -> None:
     write_text(out / "pairs.csv", pairs.to_csv())
     save_figure(result.plot(), out / "curves.png")
     config = rundir.read_config(directory)
+    compute = sum(r["timing"][k] for r in result.records
+                  for k in ("train_seconds", "eval_seconds", "sample_seconds"))
     write_text(out / "README.rst", readme(name, config, info["times"].get(name), info["commits"].get(name),
-                                          info["cache"], "run"))
+                                          info["cache"], "run", compute))
     print(f"\n== {name}: {TEST_NLL} at t = {t}")
     for w, vals in values.items():
         mean = sum(vals) / len(vals)
