@@ -175,8 +175,10 @@ def estimate_seconds(preset: Preset, rules: Sequence[Workflow], iterations: int,
     n, T = preset.n, iterations
     docs = 0.0
     for rule in rules:
-        if budget != EPOCHS:
+        if budget == MATCHED:
             docs += T * n * preset.finetune_epochs  # about one real set's worth of steps
+        elif budget != EPOCHS:
+            docs += T * int(budget) * preset.batch_size  # S steps of a batch each
         elif rule.subsample_size(n) is not None:
             docs += (n + (T - 1) * rule.subsample_size(n)) * preset.finetune_epochs
         else:
@@ -206,9 +208,11 @@ def check_cost(preset: Preset, rules: Sequence[Workflow], iterations: int, n_see
     seconds = estimate_seconds(preset, rules, iterations, n_seeds, budget,
                                model_parameters(preset, model))
     if seconds > TIME_LIMIT and not force:
-        driver = max((("--iterations", iterations / 10), ("--seeds", n_seeds / 5),
-                      ("--n", preset.n / 200)), key=lambda item: item[1])[0]
-        shown = {"--iterations": iterations, "--seeds": n_seeds, "--n": preset.n}[driver]
+        sizes = [("--iterations", iterations, iterations / 10), ("--seeds", n_seeds, n_seeds / 5),
+                 ("--n", preset.n, preset.n / 200)]
+        if budget not in (EPOCHS, MATCHED):
+            sizes.append(("--budget", budget, int(budget) / 100))
+        driver, shown, _ = max(sizes, key=lambda item: item[2])
         raise CollapseError(
             f"{driver}: {shown} would take about {_duration(seconds)} of one core "
             f"(the limit is {_duration(TIME_LIMIT)}); use a smaller value, or --force to run anyway")

@@ -323,6 +323,7 @@ def test_lock_is_released_when_the_holder_dies(tmp_path, cache):
     ("latin1-jsonl", ["--dataset", "{tmp}/latin1.jsonl"], ["--dataset", "not UTF-8"]),
     (None, ["--iterations", "1000000000"], ["--iterations", "would take about", "--force"]),
     (None, ["--budget", "sometimes"], ["--budget", "matched"]),
+    (None, ["--budget", "1000000000"], ["--budget", "would take about"]),
     (None, ["--lr", "-1"], ["--lr"]),
     (None, ["--workflow", "real=fresh,size=500"], ["--workflow", "size=500"]),
     (None, ["--workflow", "real=sometimes"], ["--workflow", "real"]),
@@ -343,6 +344,13 @@ def test_bad_run_input_is_one_line_exit_2_and_writes_nothing(tmp_path, make, arg
     assert_usage_error(proc, *needles)
     assert not (tmp_path / "out").exists()
     assert not any((tmp_path / "cache").glob("base-*")) if (tmp_path / "cache").is_dir() else True
+
+
+def test_an_impossible_value_grid_is_refused_up_front(tmp_path):
+    proc = lm_cli("value", "--real-sizes", "10", "--synthetic-sizes", "0,1000000000", "--preset", "micro",
+                  "--output", tmp_path / "out", "--cache-dir", tmp_path / "cache")
+    assert_usage_error(proc, "--synthetic-sizes", "would take about")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
 
 
 def test_report_destinations_are_checked_and_formats_follow_the_extension(reference, tmp_path):
