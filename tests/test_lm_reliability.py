@@ -387,3 +387,21 @@ def test_run_in_an_ascii_locale_with_non_ascii_paths_and_texts(cache, tmp_path):
     assert proc.returncode == 0, proc.stderr
     proc = lm_cli("report", out, "--plot", folder / "p.png", env=ASCII)
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_directories_of_the_earlier_format_are_reported_with_the_new_name_but_not_resumed(
+        copy_of, reference, cache):
+    expected = report.load_result(reference).table
+    config = json.loads((copy_of / rundir.CONFIG).read_text())
+    config["format"] = "collapse-lm-run/1"
+    (copy_of / rundir.CONFIG).write_text(json.dumps(config))
+    for path in copy_of.glob("*/seed-*/iter-*/metrics.json"):
+        record = json.loads(path.read_text())
+        record["metrics"]["heldout_ce_nats_per_token"] = record["metrics"].pop("test_nll")
+        del record["files"]
+        path.write_text(json.dumps(record))
+    table = report.load_result(copy_of).table
+    assert table.rows == expected.rows  # the same numbers, under the current metric name
+    assert not table.select(metric="heldout_ce_nats_per_token").rows
+    with pytest.raises(CollapseError, match="earlier version"):
+        go(copy_of, cache)
