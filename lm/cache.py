@@ -16,6 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Sequence
 
+from collapse.analysis.errors import CollapseError
 from collapse.lm.presets import Preset
 
 CACHE_ENV = "COLLAPSE_LM_CACHE"
@@ -30,6 +31,21 @@ def resolve_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
         return Path(os.environ[CACHE_ENV]).expanduser()
     xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(xdg) / "collapse-lm"
+
+
+def check_cache_dir(cache_dir: str | os.PathLike | None) -> Path:
+    """The resolved cache directory, created if missing; :class:`CollapseError` naming
+    ``--cache-dir`` when it is a file or cannot be written (checked before any training)."""
+    path = resolve_cache_dir(cache_dir)
+    if path.exists() and not path.is_dir():
+        raise CollapseError(f"--cache-dir: {path} is a file, not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CollapseError(f"--cache-dir: cannot create {path}: {exc.strerror or exc}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise CollapseError(f"--cache-dir: {path} is not writable")
+    return path
 
 
 def _version(package: str) -> str | None:

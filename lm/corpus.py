@@ -45,7 +45,7 @@ import re
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from collapse.analysis.errors import CollapseError
 from collapse.lm import seeding
@@ -66,6 +66,9 @@ class Corpus:
     name: str
     documents: tuple[str, ...]
     provenance: str
+    #: prompt/response records rendered as chat: over-long examples are left out of the
+    #: evaluation set and the pool (:func:`make_splits`), as the paper does
+    chat: bool = False
 
     @property
     def fingerprint(self) -> str:
@@ -145,52 +148,83 @@ def default_corpus() -> Corpus:
     )
 
 
+def _utf8(path: Path) -> str:
+    """The text of ``path``; :class:`CollapseError` naming ``--dataset`` if it is not UTF-8."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise CollapseError(f"--dataset: {path} is not UTF-8 text (invalid byte 0x{data[exc.start]:02x} "
+                            f"at line {line}); convert it to UTF-8") from None
+
+
 def _read_txt(path: Path) -> list[str]:
-    text = path.read_text(encoding="utf-8")
-    return [p.strip() for p in _PARAGRAPH_BREAK.split(text) if p.strip()]
+    return [p.strip() for p in _PARAGRAPH_BREAK.split(_utf8(path)) if p.strip()]
 
 
-def _read_jsonl(path: Path, text_field: str) -> list[str]:
+def is_chat(record: dict) -> bool:
+    """Whether a record has the ``prompt`` and ``response`` string fields of HelpSteer2."""
+    return isinstance(record.get("prompt"), str) and isinstance(record.get("response"), str)
+
+
+def _read_jsonl(path: Path, text_field: str | None) -> tuple[list[str], bool]:
+    """The documents of a JSON-lines file, and whether they were rendered as chat."""
     docs = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise CollapseError(f"--dataset: {path} line {number} is not JSON ({exc.msg})") from None
-            if not isinstance(record, dict) or text_field not in record:
-                keys = ", ".join(sorted(record)) if isinstance(record, dict) else "none"
-                raise CollapseError(
-                    f"--text-field: {path} line {number} has no field {text_field!r} "
-                    f"(fields: {keys})"
-                )
-            text = record[text_field]
-            if not isinstance(text, str):
-                raise CollapseError(f"--text-field: {path} line {number}: {text_field!r} is not a string")
-            if text.strip():
-                docs.append(text.strip())
-    return docs
+    chat = None
+    for number, line in enumerate(_utf8(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise CollapseError(f"--dataset: {path} line {number} is not JSON ({exc.msg})") from None
+        if not isinstance(record, dict):
+            raise CollapseError(f"--dataset: {path} line {number} is not a JSON object")
+        if chat is None:
+            chat = text_field is None and is_chat(record)
+        try:
+            text = render_record(record, text_field, chat=chat)
+        except CollapseError as exc:
+            raise CollapseError(f"{exc} in {path} line {number}") from None
+        if text.strip():
+            docs.append(text.strip())
+    return docs, bool(chat)
 
 
-def render_record(record: dict, text_field: str | None) -> str:
-    """The document text of one hub record.
+def render_record(record: dict, text_field: str | None, chat: bool | None = None) -> str:
+    """The document text of one record (local JSON lines or hub).
 
-    ``text_field`` given: that field.  Otherwise ``prompt`` and ``response``
-    give ``"user: {prompt}\\nassistant: {response}"`` (the paper's HelpSteer2
-    rendering), else the ``text`` field.
+    ``text_field`` given: that field.  Otherwise a record with ``prompt`` and
+    ``response`` becomes ``"user: {prompt}\\nassistant: {response}"`` (the paper's
+    HelpSteer2 rendering; the loop appends the end-of-text token to every document),
+    else its ``text`` field.  ``chat`` forces (or forbids) the chat rendering, so that
+    every record of one data set is rendered alike.
+
+    Examples
+    --------
+    >>> render_record({"prompt": "Hi?", "response": "Hello.", "helpfulness": 3}, None)
+    'user: Hi?\\nassistant: Hello.'
     """
     if text_field is not None:
         if text_field not in record:
+            hint = ("; these records have prompt and response fields: leave out --text-field to "
+                    "format them as 'user: ...\\nassistant: ...'" if is_chat(record) else "")
             raise CollapseError(
-                f"--text-field: records have no field {text_field!r} (fields: {', '.join(sorted(record))})"
+                f"--text-field: records have no field {text_field!r} (fields: {', '.join(sorted(record))}){hint}"
             )
-        return str(record[text_field])
-    if "prompt" in record and "response" in record:
+        if not isinstance(record[text_field], str):
+            raise CollapseError(f"--text-field: {text_field!r} is not a string")
+        return record[text_field]
+    if chat is None:
+        chat = is_chat(record)
+    if chat:
+        if not is_chat(record):
+            raise CollapseError("--dataset: a record lacks the string fields prompt and response that "
+                                "the first record has")
         return f"user: {record['prompt']}\nassistant: {record['response']}"
-    if "text" in record:
-        return str(record["text"])
+    if isinstance(record.get("text"), str):
+        return record["text"]
     raise CollapseError(
         f"--text-field: cannot tell which field holds the text (fields: {', '.join(sorted(record))}); "
         "name one with --text-field"
@@ -205,7 +239,7 @@ def _looks_like_path(spec: str) -> bool:
     )
 
 
-def _load_hub(name: str, text_field: str | None) -> list[str]:
+def _load_hub(name: str, text_field: str | None) -> tuple[list[str], bool]:
     from collapse.lm import hub
 
     try:
@@ -224,7 +258,8 @@ def _load_hub(name: str, text_field: str | None) -> list[str]:
     except Exception as exc:  # any loader failure is a bad name or no access
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CollapseError(f"--dataset: cannot load {name!r} from the hub: {first}") from None
-    return [d for d in (render_record(r, text_field).strip() for r in data) if d]
+    chat = text_field is None and len(data) > 0 and is_chat(data[0])
+    return [d for d in (render_record(r, text_field, chat=chat).strip() for r in data) if d], chat
 
 
 def load_corpus(spec: str | None = None, text_field: str | None = None) -> Corpus:
@@ -242,9 +277,9 @@ def load_corpus(spec: str | None = None, text_field: str | None = None) -> Corpu
         if path.suffix == ".txt":
             if text_field is not None:
                 raise CollapseError("--text-field: only applies to a .jsonl or hub --dataset")
-            docs = _read_txt(path)
+            docs, chat = _read_txt(path), False
         elif path.suffix == ".jsonl":
-            docs = _read_jsonl(path, text_field or "text")
+            docs, chat = _read_jsonl(path, text_field)
         else:
             raise CollapseError(f"--dataset: {spec!r} must end in .txt or .jsonl")
         provenance = f"local file {path.resolve()}"
@@ -253,39 +288,52 @@ def load_corpus(spec: str | None = None, text_field: str | None = None) -> Corpu
     elif _looks_like_path(spec):
         raise CollapseError(f"--dataset: no such file {spec!r}")
     else:
-        docs = _load_hub(spec, text_field)
+        docs, chat = _load_hub(spec, text_field)
         provenance = f"Hugging Face hub data set {spec} (train split)"
     documents = _dedupe(docs)
     if not documents:
         raise CollapseError(f"--dataset: {spec!r} holds no documents")
-    return Corpus(name=spec, documents=documents, provenance=provenance)
+    if chat:
+        provenance += "; prompt/response records rendered as 'user: {prompt}\\nassistant: {response}'"
+    return Corpus(name=spec, documents=documents, provenance=provenance, chat=chat)
 
 
-def make_splits(n_docs: int, n_pretrain: int, n_eval: int, split_seed: int) -> Splits:
+def make_splits(n_docs: int, n_pretrain: int, n_eval: int, split_seed: int,
+                keep: Callable[[int], bool] | None = None) -> Splits:
     """Cut ``range(n_docs)`` into disjoint pretraining, evaluation and pool sets.
 
     One permutation drawn from ``seeding.numpy_rng(split_seed, 0, "split")``;
     the first ``n_pretrain`` indices pretrain, the next ``n_eval`` evaluate,
-    the rest form the pool.  Each part is returned sorted.
+    the rest form the pool.  ``keep`` given, only the documents after the
+    pretraining part for which ``keep(index)`` is true are candidates for the
+    evaluation set and the pool (over-long chat examples are left out this way).
+    Each part is returned sorted.
+
+    Examples
+    --------
+    >>> s = make_splits(10, 4, 2, split_seed=0)
+    >>> len(s.pretrain), len(s.evaluation), len(s.pool)
+    (4, 2, 4)
     """
     if n_pretrain < 0 or n_eval < 1:
         raise ValueError("need n_pretrain >= 0 and n_eval >= 1")
     if n_pretrain + n_eval >= n_docs:
         raise ValueError("no documents left for the pool")
-    order = seeding.numpy_rng(split_seed, 0, seeding.SPLIT).permutation(n_docs)
-    pretrain = tuple(sorted(int(i) for i in order[:n_pretrain]))
-    evaluation = tuple(sorted(int(i) for i in order[n_pretrain:n_pretrain + n_eval]))
-    pool = tuple(sorted(int(i) for i in order[n_pretrain + n_eval:]))
+    order = [int(i) for i in seeding.numpy_rng(split_seed, 0, seeding.SPLIT).permutation(n_docs)]
+    rest = order[n_pretrain:] if keep is None else [i for i in order[n_pretrain:] if keep(i)]
+    pretrain = tuple(sorted(order[:n_pretrain]))
+    evaluation = tuple(sorted(rest[:n_eval]))
+    pool = tuple(sorted(rest[n_eval:]))
     return Splits(pretrain, evaluation, pool)
 
 
-def check_sizes(n_docs: int, n_pretrain: int, n_eval: int, n: int, dataset: str) -> None:
+def check_sizes(n_docs: int, n_pretrain: int, n_eval: int, n: int, dataset: str, n_option: str = "--n") -> None:
     """:class:`CollapseError` unless the corpus holds pretraining + evaluation + ``n`` documents."""
     need = n_pretrain + n_eval + n
     if need > n_docs:
         raise CollapseError(
-            f"--n: {dataset!r} has {n_docs} documents but the run needs {need} "
-            f"(pretraining {n_pretrain} + --n-eval {n_eval} + --n {n}); lower --n or --n-eval"
+            f"{n_option}: {dataset!r} has {n_docs} documents but the run needs {need} "
+            f"(pretraining {n_pretrain} + --n-eval {n_eval} + {n_option} {n}); lower {n_option} or --n-eval"
             + (" (or use --model, which skips pretraining)" if n_pretrain else "")
         )
 
@@ -302,11 +350,27 @@ def real_training_indices(splits: Splits, n: int, seed: int) -> tuple[int, ...]:
     return tuple(splits.pool[int(i)] for i in chosen)
 
 
+def fresh_indices(splits: Splits, real: Sequence[int], n: int, seed: int, t: int) -> tuple[int, ...]:
+    """The fresh real batch ``F_t`` of replicate ``seed``: ``n`` pool indices not in ``real``.
+
+    Drawn without replacement from ``seeding.numpy_rng(seed, t, "fresh")``, so each batch
+    depends only on ``(seed, t)``; batches of different ``t`` are independent draws and
+    may share documents, but none shares one with the real training set ``real`` (and
+    none with the evaluation set, which is not in the pool).
+    """
+    taken = set(real)
+    rest = [i for i in splits.pool if i not in taken]
+    if n > len(rest):
+        raise ValueError("n exceeds the pool left after the real training set")
+    chosen = seeding.numpy_rng(seed, t, seeding.FRESH).choice(len(rest), size=n, replace=False)
+    return tuple(rest[int(i)] for i in chosen)
+
+
 def select(documents: Sequence[str], indices: Sequence[int]) -> list[str]:
     return [documents[i] for i in indices]
 
 
 __all__ = [
     "Corpus", "Splits", "DEFAULT_DATASET", "default_corpus", "load_corpus", "render_record",
-    "make_splits", "check_sizes", "real_training_indices", "fingerprint", "select",
+    "make_splits", "check_sizes", "real_training_indices", "fresh_indices", "fingerprint", "select",
 ]

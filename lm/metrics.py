@@ -2,12 +2,15 @@
 
 Per model-fitting iteration ``t`` the loop records four numbers:
 
-``heldout_ce_nats_per_token``
+``test_nll``
     Cross-entropy of the held-out real documents under model ``t``,
     ``CE_t = -(1/N_tok) sum_i log p_t(x_i | x_<i)`` in nats per predicted token,
     where the sum runs over every token of every held-out document (its text
     tokens and the end-of-text token; the begin-of-text token is given, not
-    predicted).  The paper's curve.  Depends on the tokenizer.
+    predicted).  The paper's curve, and the same quantity as ``test_nll`` of the
+    Gaussian and KDE settings (there in nats per point, here in nats per token).
+    Depends on the tokenizer.  Run directories written before the rename call it
+    ``heldout_ce_nats_per_token``; :func:`canonical_metrics` maps the old name.
 ``heldout_bits_per_byte``
     The same total log-loss per UTF-8 byte of held-out text:
     ``BPB_t = (sum_i -log p_t(x_i | x_<i)) / (ln 2 * N_bytes)`` in bits per
@@ -29,16 +32,17 @@ path and the tests can use them without the heavy dependencies.
 from __future__ import annotations
 
 import math
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
-HELDOUT_CE = "heldout_ce_nats_per_token"
+from collapse.analysis.vocabulary import TEST_NLL
+
 HELDOUT_BPB = "heldout_bits_per_byte"
 SAMPLE_MEAN_LENGTH = "sample_mean_length"
 SAMPLE_DISTINCT_BIGRAM_RATIO = "sample_distinct_bigram_ratio"
 
 #: Every LM metric, in the order of tables and figure panels.
 LM_METRICS: tuple[str, ...] = (
-    HELDOUT_CE,
+    TEST_NLL,
     HELDOUT_BPB,
     SAMPLE_MEAN_LENGTH,
     SAMPLE_DISTINCT_BIGRAM_RATIO,
@@ -46,11 +50,26 @@ LM_METRICS: tuple[str, ...] = (
 
 #: Axis labels with units, for figures.
 METRIC_LABELS: dict[str, str] = {
-    HELDOUT_CE: "held-out cross-entropy (nats/token)",
+    TEST_NLL: "held-out cross-entropy test_nll (nats/token)",
     HELDOUT_BPB: "held-out bits per byte",
     SAMPLE_MEAN_LENGTH: "sample mean length (characters)",
     SAMPLE_DISTINCT_BIGRAM_RATIO: "sample distinct word-bigram ratio",
 }
+
+
+#: Names used by earlier versions of the loop, and what they are called now.
+LEGACY_NAMES: dict[str, str] = {"heldout_ce_nats_per_token": TEST_NLL}
+
+
+def canonical_metrics(values: Mapping[str, object]) -> dict[str, object]:
+    """``values`` with every old metric name (:data:`LEGACY_NAMES`) replaced by the current one.
+
+    Examples
+    --------
+    >>> canonical_metrics({"heldout_ce_nats_per_token": 4.5, "sample_mean_length": 30.0})
+    {'test_nll': 4.5, 'sample_mean_length': 30.0}
+    """
+    return {LEGACY_NAMES.get(name, name): value for name, value in values.items()}
 
 
 def cross_entropy_per_token(total_nats: float, n_tokens: int) -> float:

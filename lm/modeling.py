@@ -22,6 +22,7 @@ directory).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -102,27 +103,38 @@ def build_model(preset: Preset, vocab_size: int, special_id: int) -> GPT2LMHeadM
     return GPT2LMHeadModel(config)
 
 
-def ensure_default_base(
-    preset: Preset,
-    pretrain_texts: Sequence[str],
-    settings: dict,
-    cache_dir: Path,
-    *,
-    show_progress: bool = False,
-    log=None,
-) -> Path:
-    """Path of the cached base for ``settings``; trains tokenizer and model first if absent.
+def _entry_files(entry: Path) -> dict[str, str]:
+    """SHA-256 of every file of a cache entry except its metadata file."""
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(Path(entry).iterdir()) if p.is_file() and p.name != _META}
 
-    Tokenizer and model are trained on ``pretrain_texts`` (seed:
-    ``seeding.torch_seed(split_seed, 0, "pretrain")``), then saved with
-    ``save_pretrained`` next to a ``collapse-base.json`` holding ``settings``
-    and the pretraining statistics.
-    """
-    key = settings_key(settings)
-    target = Path(cache_dir) / f"base-{key}"
-    if (target / _META).is_file():
-        return target
-    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+
+def _entry_problem(entry: Path, settings: dict) -> str | None:
+    """Why the cache entry ``entry`` cannot be trusted, or ``None``."""
+    try:
+        meta = json.loads((entry / _META).read_bytes().decode("utf-8"))
+    except (ValueError, OSError):
+        return f"{_META} is unreadable"
+    if not isinstance(meta, dict) or meta.get("settings") != settings:
+        return f"{_META} does not describe these settings"
+    files = meta.get("files")
+    if not isinstance(files, dict) or not files:
+        return "it records no checksums (made by an earlier version)"
+    try:
+        actual = _entry_files(entry)
+    except OSError as exc:
+        return f"cannot read it ({exc.strerror or exc})"
+    for name, digest in files.items():
+        if actual.get(name) != digest:
+            return f"{name} does not match its checksum" if name in actual else f"{name} is missing"
+    return None
+
+
+def _build_default_base(preset: Preset, pretrain_texts: Sequence[str], settings: dict, target: Path,
+                        show_progress: bool, log) -> None:
+    """Train the tokenizer and pretrain the model, then move the entry into ``target``."""
+    cache_dir = target.parent
+    cache_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     if log:
         log(f"building base model {target.name} (tokenizer + pretraining on {len(pretrain_texts)} documents)")
@@ -138,12 +150,13 @@ def ensure_default_base(
         seed=seed, pad_id=special, weight_decay=preset.weight_decay,
         desc="pretrain", show_progress=show_progress,
     )
-    tmp = Path(tempfile.mkdtemp(dir=cache_dir, prefix=f".base-{key}-"))
+    tmp = Path(tempfile.mkdtemp(dir=cache_dir, prefix=f".{target.name}-"))
     try:
         tokenizer.save_pretrained(tmp)
         model.save_pretrained(tmp)
         meta = {
             "settings": settings,
+            "files": _entry_files(tmp),
             "pretrain": {
                 "tokens": stats.tokens, "steps": stats.steps, "seconds": stats.seconds,
                 "tokens_per_second": stats.tokens_per_second, "last_loss": stats.last_loss,
@@ -151,7 +164,7 @@ def ensure_default_base(
             "n_parameters": sum(p.numel() for p in model.parameters()),
             "wall_seconds": time.perf_counter() - start,
         }
-        (tmp / _META).write_text(json.dumps(meta, indent=1) + "\n")
+        (tmp / _META).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
         try:
             os.rename(tmp, target)
         except OSError:
@@ -161,12 +174,46 @@ def ensure_default_base(
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    return target
 
 
-def base_meta(path: Path) -> dict:
-    """The ``collapse-base.json`` of a cached base."""
-    return json.loads((Path(path) / _META).read_text())
+def _discard(entry: Path) -> None:
+    """Move a damaged entry aside (one rename, so no reader sees half of it), then delete it."""
+    aside = entry.with_name(f".{entry.name}-damaged-{os.getpid()}")
+    os.rename(entry, aside)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def default_base(
+    preset: Preset,
+    pretrain_texts: Sequence[str],
+    settings: dict,
+    cache_dir: Path,
+    *,
+    show_progress: bool = False,
+    log=None,
+) -> Bundle:
+    """The default base model for ``settings``, from the cache or built (and cached) first.
+
+    Tokenizer and model are trained on ``pretrain_texts`` (seed:
+    ``seeding.torch_seed(split_seed, 0, "pretrain")``), then saved with
+    ``save_pretrained`` next to a ``collapse-base.json`` holding ``settings``, the
+    SHA-256 of every saved file and the pretraining statistics.  A cached entry whose
+    files do not match their checksums, or that does not load, is damaged: it is
+    rebuilt (and the rebuild logged), never blamed on ``--model``.
+    """
+    target = Path(cache_dir) / f"base-{settings_key(settings)}"
+    if (target / _META).is_file() or target.is_dir():
+        problem = _entry_problem(target, settings)
+        if problem is None:
+            try:
+                return _load_local(target, preset.context)
+            except Exception as exc:  # noqa: BLE001 - any load failure means a damaged entry
+                problem = f"it does not load ({_first_line(exc)})"
+        if log:
+            log(f"cached base model {target} is damaged: {problem}; rebuilding it")
+        _discard(target)
+    _build_default_base(preset, pretrain_texts, settings, target, show_progress, log)
+    return _load_local(target, preset.context)
 
 
 def _is_path_like(spec: str) -> bool:
@@ -197,7 +244,7 @@ def load(spec: str, *, context: int | None = None) -> Bundle:
     if path.is_dir():
         try:
             tokenizer, model = _from_pretrained(str(path), local_only=True)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any loader failure is a bad model directory
             raise CollapseError(f"--model: cannot load a causal LM and tokenizer from {spec!r}: {_first_line(exc)}") from None
     elif _is_path_like(spec) or path.exists():
         raise CollapseError(f"--model: no such model directory {spec!r}")
@@ -210,6 +257,16 @@ def load(spec: str, *, context: int | None = None) -> Bundle:
                 tokenizer, model = _from_pretrained(spec, local_only=False)
             except Exception as exc:
                 raise CollapseError(f"--model: cannot load {spec!r} from the hub: {_first_line(exc)}") from None
+    return _bundle(tokenizer, model, spec, context)
+
+
+def _load_local(path: Path, context: int | None) -> Bundle:
+    """A bundle from a local directory, letting any loader exception through."""
+    tokenizer, model = _from_pretrained(str(path), local_only=True)
+    return _bundle(tokenizer, model, str(path), context)
+
+
+def _bundle(tokenizer, model, spec: str, context: int | None) -> Bundle:
     eos = tokenizer.eos_token_id
     bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else eos
     if eos is None or bos is None:

@@ -2,7 +2,7 @@
 
 A stream is ``numpy.random.SeedSequence(entropy=seed, spawn_key=(iteration,
 code))`` where ``code`` names its purpose (data split, real-set draw,
-fine-tuning, sampling, subsampling, pretraining).  Nothing depends on what the
+fine-tuning, sampling, subsampling, pretraining, fresh real batches).  Nothing depends on what the
 process did before, so an iteration computed after a resume draws exactly the
 numbers it would have drawn in an uninterrupted run.
 
@@ -25,8 +25,9 @@ PRETRAIN = "pretrain"
 TRAIN = "train"
 SAMPLE = "sample"
 SUBSAMPLE = "subsample"
+FRESH = "fresh"
 
-_CODES = {SPLIT: 1, REAL: 2, PRETRAIN: 3, TRAIN: 4, SAMPLE: 5, SUBSAMPLE: 6}
+_CODES = {SPLIT: 1, REAL: 2, PRETRAIN: 3, TRAIN: 4, SAMPLE: 5, SUBSAMPLE: 6, FRESH: 7}
 
 
 def seed_sequence(seed: int, iteration: int, purpose: str) -> np.random.SeedSequence:

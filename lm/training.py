@@ -23,7 +23,7 @@ from __future__ import annotations
 import inspect
 import time
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -142,6 +142,12 @@ def length_grouped_batches(
     return [batches[k] for k in order]
 
 
+def steps_per_epoch(n_items: int, batch_size: int, group_batches: int = GROUP_BATCHES) -> int:
+    """Mini-batches in one epoch of :func:`length_grouped_batches` over ``n_items`` items."""
+    group = group_batches * batch_size
+    return (n_items // group) * group_batches + -(-(n_items % group) // batch_size)
+
+
 def train(
     model,
     train_windows: Sequence[Sequence[int]],
@@ -152,29 +158,34 @@ def train(
     seed: int,
     pad_id: int,
     weight_decay: float = 0.0,
+    steps: int | None = None,
     desc: str = "train",
     show_progress: bool = False,
-    on_step: Callable[[int], None] | None = None,
 ) -> TrainStats:
     """Fine-tune ``model`` in place for ``epochs`` passes over ``train_windows``.
 
     Per step: ``loss = mean over real target positions of -log p(x_i | x_<i)``;
     AdamW(lr, weight_decay).  Batches: :func:`length_grouped_batches` on a
     generator seeded with ``seed``; dropout: the global torch RNG seeded with ``seed``.
+    ``steps`` given: exactly that many optimiser steps instead, taken from as many
+    successive epochs as it needs (the last one cut short); ``steps`` equal to one
+    epoch's batches gives the same model as ``epochs=1``.
     """
     torch.manual_seed(seed)
     order_rng = torch.Generator().manual_seed(seed)
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     model.train()
-    group = GROUP_BATCHES * batch_size
-    n = len(train_windows)
-    steps_per_epoch = (n // group) * GROUP_BATCHES + -(-(n % group) // batch_size)
-    tokens = steps = 0
+    total = epochs * steps_per_epoch(len(train_windows), batch_size) if steps is None else steps
+    if total > 0 and not train_windows:
+        raise ValueError("nothing to train on")
+    tokens = done = 0
     last = float("nan")
     start = time.perf_counter()
-    with bar(total=epochs * steps_per_epoch, desc=desc, enabled=show_progress, unit="step") as progress:
-        for _ in range(epochs):
+    with bar(total=total, desc=desc, enabled=show_progress, unit="step") as progress:
+        while done < total:
             for batch_ids in length_grouped_batches(train_windows, batch_size, order_rng):
+                if done == total:
+                    break
                 batch = [train_windows[i] for i in batch_ids]
                 ids, mask = _collate(batch, pad_id)
                 nll, real = _token_nll(model, ids, mask)
@@ -184,14 +195,12 @@ def train(
                 loss.backward()
                 optimiser.step()
                 tokens += count
-                steps += 1
+                done += 1
                 last = float(loss.detach())
                 progress.update(1)
                 progress.set_postfix(loss=f"{last:.3f}", refresh=False)
-                if on_step is not None:
-                    on_step(steps)
     model.eval()
-    return TrainStats(tokens=tokens, steps=steps, seconds=time.perf_counter() - start, last_loss=last)
+    return TrainStats(tokens=tokens, steps=done, seconds=time.perf_counter() - start, last_loss=last)
 
 
 @torch.no_grad()

@@ -1,75 +1,141 @@
-"""Assembly of the training set ``D_t`` of each workflow.
+"""Assembly of the training set ``D_t`` of any workflow rule.
 
-Texts are referred to by ``(source, index)``: ``source = 0`` is the real
-training set, ``source = k >= 1`` the texts sampled from model ``k``.  With
-``n`` real texts and ``n`` samples per model:
+The rules are those of :mod:`collapse.analysis.workflows` (the presets ``replace``,
+``accumulate``, ``accumulate-subsample``, ``fresh`` and every ``real=..,synthetic=..,
+size=..,real-fraction=..`` spec).  Texts are referred to by ``(source, index)``:
 
-* ``t = 1`` (every workflow): ``D_1`` = the ``n`` real texts;
-* ``replace``: ``D_t`` = the samples of model ``t-1`` (``n`` texts);
-* ``accumulate``: ``D_t`` = real texts plus the samples of models ``1..t-1``
-  (``t*n`` texts; the real data always stay in);
-* ``accumulate-subsample``: a uniformly random ``n``-subset, without
-  replacement, of the accumulate pool (``n`` texts).
+* ``source = 0``: the original real training set (``n`` documents, :data:`REAL`);
+* ``source = k >= 1``: the texts sampled from model ``k``;
+* ``source = -t`` (``t >= 2``): the fresh real batch ``F_t`` of ``n`` documents drawn for
+  model ``t`` (``real=fresh``; :func:`fresh_source`).
+
+``D_1`` is the real set for every rule.  For ``t >= 2`` the *pool* is the rule's real part
+(the original set, ``F_t``, or nothing) followed by its synthetic batches in model order;
+``D_t`` is the whole pool, or a uniformly random ``m``-subset of it without replacement
+(``size=m``), or a stratified subset (``size=m,real-fraction=lambda``: ``round(lambda m)``
+real texts and the rest synthetic, each part without replacement).  Subsets are returned
+in pool order.
 
 These functions are pure given the random generator; the loop passes
-``seeding.numpy_rng(seed, t, "subsample")`` so the subset depends only on
-``(seed, t)``.
+``seeding.numpy_rng(seed, t, "subsample")`` so the subset depends only on ``(seed, t)``.
+
+Examples
+--------
+>>> from collapse.analysis.workflows import Workflow
+>>> training_refs(Workflow.parse("replace"), 3, 2, [2, 2])
+[(2, 0), (2, 1)]
+>>> training_refs(Workflow.parse("fresh"), 2, 2, [2])
+[(-2, 0), (-2, 1), (1, 0), (1, 1)]
+>>> len(training_refs(Workflow.parse("accumulate"), 4, 5, [5, 5, 5]))
+20
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
-from collapse.analysis.checks import check_workflow
-from collapse.analysis.vocabulary import ACCUMULATE, ACCUMULATE_SUBSAMPLE, REPLACE
+from collapse.analysis.workflows import Workflow
 
 Ref = tuple[int, int]
+#: ``source`` of the original real training set.
+REAL = 0
+
+
+def fresh_source(t: int) -> int:
+    """The ``source`` of the fresh real batch ``F_t`` drawn for model ``t >= 2``."""
+    if t < 2:
+        raise ValueError("fresh real batches start at t = 2")
+    return -t
 
 
 def accumulated_refs(n_real: int, sample_counts: Sequence[int]) -> list[Ref]:
     """References to the real texts followed by every sample of models ``1..len(sample_counts)``."""
-    refs = [(0, i) for i in range(n_real)]
+    refs = [(REAL, i) for i in range(n_real)]
     for k, count in enumerate(sample_counts, start=1):
         refs.extend((k, i) for i in range(count))
     return refs
 
 
+def _real_part(rule: Workflow, t: int, n_real: int) -> list[Ref]:
+    if rule.real == "none":
+        return []
+    source = fresh_source(t) if rule.real == "fresh" else REAL
+    return [(source, i) for i in range(n_real)]
+
+
 def training_refs(
-    workflow: str,
+    rule: Workflow | str,
     t: int,
     n_real: int,
     sample_counts: Sequence[int],
     rng: np.random.Generator | None = None,
 ) -> list[Ref]:
-    """References making up ``D_t``.
+    """References making up ``D_t`` (see the module docstring).
 
-    ``sample_counts[k-1]`` is the number of texts sampled from model ``k``; at
-    least ``t-1`` entries are needed (later ones are ignored).  ``rng`` is
-    used by ``accumulate-subsample`` only, to draw an ``n_real``-subset of the
-    pool without replacement (returned in pool order).
+    ``rule`` is a :class:`~collapse.analysis.workflows.Workflow` or its name or spec.
+    ``n_real`` is the size of the real set (and of each fresh batch);
+    ``sample_counts[k-1]`` is the number of texts sampled from model ``k``; at least
+    ``t-1`` entries are needed (later ones are ignored).  ``rng`` is used only by rules
+    that subsample.
     """
-    check_workflow(workflow)
+    if isinstance(rule, str):
+        rule = Workflow.parse(rule)
+    if not isinstance(rule, Workflow):
+        raise TypeError("rule must be a workflow name, spec or collapse.analysis.workflows.Workflow")
     if t < 1:
         raise ValueError("iterations start at t = 1")
     if len(sample_counts) < t - 1:
         raise ValueError(f"D_{t} needs the samples of models 1..{t - 1}")
     if t == 1:
-        return [(0, i) for i in range(n_real)]
-    if workflow == REPLACE:
-        return [(t - 1, i) for i in range(sample_counts[t - 2])]
-    pool = accumulated_refs(n_real, sample_counts[: t - 1])
-    if workflow == ACCUMULATE:
+        return [(REAL, i) for i in range(n_real)]
+    real = _real_part(rule, t, n_real)
+    synthetic = [(k, i) for k in rule.synthetic_batches(t) for i in range(sample_counts[k - 1])]
+    pool = real + synthetic
+    m = rule.subsample_size(n_real)
+    if m is None:
         return pool
-    assert workflow == ACCUMULATE_SUBSAMPLE
     if rng is None:
-        raise ValueError("accumulate-subsample needs a random generator")
-    size = min(n_real, len(pool))
-    chosen = np.sort(rng.choice(len(pool), size=size, replace=False))
-    return [pool[int(i)] for i in chosen]
+        raise ValueError(f"workflow {rule.label} subsamples and needs a random generator")
+    counts = rule.stratified_counts(n_real)
+    if counts is None:
+        chosen = np.sort(rng.choice(len(pool), size=min(m, len(pool)), replace=False))
+        return [pool[int(i)] for i in chosen]
+    n_r, n_s = counts
+    if n_r > len(real) or n_s > len(synthetic):
+        raise ValueError(f"D_{t} of {rule.label} needs {n_r} real and {n_s} synthetic texts")
+    pick_real = np.sort(rng.choice(len(real), size=n_r, replace=False))
+    pick_synthetic = np.sort(rng.choice(len(synthetic), size=n_s, replace=False))
+    return [real[int(i)] for i in pick_real] + [synthetic[int(i)] for i in pick_synthetic]
 
 
-def materialise(refs: Sequence[Ref], real: Sequence[str], samples: Sequence[Sequence[str]]) -> list[str]:
-    """The texts that ``refs`` point at (``samples[k-1]`` = texts of model ``k``)."""
-    return [real[i] if source == 0 else samples[source - 1][i] for source, i in refs]
+def fresh_batches_needed(rule: Workflow, t: int) -> list[int]:
+    """The ``t'`` whose fresh batch ``F_t'`` appears in ``D_t`` (empty unless ``real=fresh``)."""
+    return [t] if rule.real == "fresh" and t >= 2 else []
+
+
+def materialise(
+    refs: Sequence[Ref],
+    real: Sequence[str],
+    samples: Sequence[Sequence[str]],
+    fresh: Mapping[int, Sequence[str]] | None = None,
+) -> list[str]:
+    """The texts that ``refs`` point at.
+
+    ``samples[k-1]`` holds the texts of model ``k``; ``fresh[t]`` the fresh batch ``F_t``.
+
+    Examples
+    --------
+    >>> materialise([(0, 1), (2, 0), (-2, 0)], ["r0", "r1"], [["a0"], ["b0"]], {2: ["f0"]})
+    ['r1', 'b0', 'f0']
+    """
+    out = []
+    for source, i in refs:
+        if source == REAL:
+            out.append(real[i])
+        elif source > 0:
+            out.append(samples[source - 1][i])
+        else:
+            out.append((fresh or {})[-source][i])
+    return out

@@ -54,17 +54,14 @@ def verdict_lines(result: collapse.ComparisonResult, label: str) -> list[str]:
 
 def run_lm(out: Path) -> str:
     """The tiny LM loop (3 iterations, one seed), summarised like the other settings."""
-    from collapse.lm import report
     from collapse.lm.presets import get_preset
     from collapse.lm.run import RunConfig, run
-
-    directory = out / "lm-tiny"
-    run(RunConfig(preset=get_preset("tiny")), directory, iterations=3, n_seeds=1, log=None)
-    table = report.summary_table(directory)
     from collapse.simulate.tables import write_text
 
-    write_text(out / "lm-tiny.txt", table.to_text())
-    report.plot(table, out / "lm-tiny.png")
+    directory = out / "lm-tiny"
+    result = run(RunConfig(preset=get_preset("tiny")), directory, iterations=3, n_seeds=1, log=None).metrics
+    write_text(out / "lm-tiny.txt", result.table.to_text())
+    result.save_plot(out / "lm-tiny.png")
     return f"lm tiny preset: report in {out / 'lm-tiny.txt'}"
 
 

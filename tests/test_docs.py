@@ -404,14 +404,28 @@ def _build(src: Path, out: Path, *extra: str) -> None:
 
 #: Stand-in LM results for the minimal site (clearly not real measurements).
 FAKE_LM_CSV = """setting,workflow,iteration,metric,mean,sem,replicates
-lm,replace,1,heldout_ce_nats_per_token,4.5,0.01,2
-lm,replace,2,heldout_ce_nats_per_token,4.75,0.02,2
-lm,accumulate,1,heldout_ce_nats_per_token,4.5,0.01,2
-lm,accumulate,2,heldout_ce_nats_per_token,4.5,0.01,2
+lm,replace,1,test_nll,4.5,0.01,2
+lm,replace,2,test_nll,4.75,0.02,2
+lm,accumulate,1,test_nll,4.5,0.01,2
+lm,accumulate,2,test_nll,4.5,0.01,2
 """
-FAKE_LM_README = """# test stand-in
-    collapse lm run --workflow all --iterations 2 --seeds 2 --preset micro --output runs/x
-    collapse lm report runs/x --format csv --output lm.csv --plot lm.png
+FAKE_LM_README = """Test stand-in
+~~~~~~~~~~~~~
+
+These notes are **reStructuredText**, rendered rather than shown as source.
+
+.. code-block:: bash
+
+   collapse lm run --workflow all --iterations 2 --seeds 2 --preset micro --output runs/x
+   collapse lm report runs/x --format csv --output lm.csv --plot lm.png
+"""
+#: Per-seed stand-in values: replace 4.8 + 0.05 s, accumulate 4.5 + 0.02 s (s = 0, 1, 2).
+FAKE_LM_VALUES = "workflow,seed,iteration,metric,value\n" + "".join(
+    f"{w},{s},2,test_nll,{v + step * s}\n" for w, v, step in (("replace", 4.8, 0.05), ("accumulate", 4.5, 0.02))
+    for s in range(3))
+FAKE_LM_VALUE_GRID = """setting,real_size,synthetic_size,metric,mean,sem,replicates
+lm,10,0,test_nll,4.4,0.01,3
+lm,10,20,test_nll,4.3,0.02,3
 """
 
 
@@ -427,7 +441,11 @@ def minimal_site(tmp_path_factory) -> Path:
     (src / "results" / "lm").mkdir(parents=True)
     _tiny_png(src / "results" / "lm" / "curves.png")
     (src / "results" / "lm" / "lm.csv").write_text(FAKE_LM_CSV)
-    (src / "results" / "lm" / "README.md").write_text(FAKE_LM_README)
+    (src / "results" / "lm" / "README.rst").write_text(FAKE_LM_README)
+    (src / "results" / "lm" / "exp").mkdir()
+    (src / "results" / "lm" / "exp" / "values.csv").write_text(FAKE_LM_VALUES)
+    (src / "results" / "lm" / "exp" / "value.csv").write_text(FAKE_LM_VALUE_GRID)
+    (src / "results" / "lm" / "exp" / "README.rst").write_text("Exp notes\n~~~~~~~~~\n\nRendered *here*.\n")
     (src / "index.rst").write_text(
         "Minimal\n=======\n\nInline :math:`\\frac{a}{b}` and a value "
         ":collapse-value:`gauss.known-cov-limit.n10`.\n\n"
@@ -435,7 +453,9 @@ def minimal_site(tmp_path_factory) -> Path:
         ".. math::\n\n   \\sum_{k=1}^\\infty \\frac{1}{k^2} = \\frac{\\pi^2}{6}\n\n"
         ".. image:: dot.png\n   :alt: a dot\n\n"
         ".. toctree::\n\n   lm\n")
-    (src / "lm.rst").write_text("LM\n==\n\n.. collapse-lm-results::\n")
+    (src / "lm.rst").write_text("LM\n==\n\n.. collapse-lm-results::\n\n.. collapse-lm-tests:: exp\n\n"
+                                ".. collapse-lm-compare:: exp exp\n\n.. collapse-lm-value:: exp\n\n"
+                                ".. collapse-lm-readme:: exp\n\nInline: :collapse-lm-pair:`exp replace accumulate`.\n")
     out = src / "_build" / "html"
     _build(src, out)
     return out
@@ -447,8 +467,23 @@ def test_lm_results_are_shown_with_their_commands(minimal_site):
     assert "t=2: 4.75 ± 0.02" in page and "t=2: 4.5 ± 0.01" in page
     # The ordering sentence is computed: gap 0.25, combined SE hypot(0.01, 0.02) = 0.02236.
     assert "accumulate 4.5 < replace 4.75 (+0.25, 11 combined standard errors)" in page
-    assert "test stand-in" in page  # the README is shown verbatim
-    assert "<img" in (minimal_site / "lm.html").read_text() and "Results pending" not in page
+    raw = (minimal_site / "lm.html").read_text()
+    assert "Test stand-in" in page and "<strong>reStructuredText</strong>" in raw  # rendered, not raw
+    assert "~~~~" not in page and "Rendered <em>here</em>" in raw
+    assert "<img" in raw and "Results pending" not in page
+
+
+def test_lm_tests_are_computed_at_build_time(minimal_site):
+    from scipy import stats
+
+    page = html.unescape(re.sub(r"<[^>]+>", " ", (minimal_site / "lm.html").read_text()))
+    page = " ".join(page.split())
+    # replace 4.8, 4.85, 4.9 and accumulate 4.5, 4.52, 4.54: a difference of means of 0.33
+    assert "replace − accumulate 0.33 [" in page
+    p = stats.ttest_ind([4.8, 4.85, 4.9], [4.5, 4.52, 4.54], equal_var=False).pvalue
+    assert f"{p:.2g}" in page
+    assert "4.3 ± 0.02" in page  # the value grid's cell (10, 20)
+    assert "Inline: replace − accumulate at t = 2: 0.33 nats/token [95% CI" in page
 
 
 def test_minimal_site_builds_with_local_mathjax(minimal_site):

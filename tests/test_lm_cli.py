@@ -68,17 +68,17 @@ def test_report_csv_has_the_simulate_columns_and_finite_equal_first_iterations(r
         rows = [dict(zip(SIMULATE_COLUMNS, r)) for r in reader]
     assert {r["setting"] for r in rows} == {"lm"}
     assert {r["metric"] for r in rows} == set(metrics.LM_METRICS)
-    ce = {(r["workflow"], int(r["iteration"])): r for r in rows if r["metric"] == metrics.HELDOUT_CE}
+    ce = {(r["workflow"], int(r["iteration"])): r for r in rows if r["metric"] == metrics.TEST_NLL}
     assert set(ce) == {(w, t) for w in WORKFLOWS for t in (1, 2)}
     assert all(math.isfinite(float(r["mean"])) and int(r["replicates"]) == 2 for r in ce.values())
     assert len({ce[(w, 1)]["mean"] for w in WORKFLOWS}) == 1
     # the mean and standard error over the 2 seeds, recomputed from the run's own files
     values = [rundir.read_json(rundir.iteration_dir(out, "replace", s, 2) / rundir.METRICS)["metrics"]
-              [metrics.HELDOUT_CE] for s in (0, 1)]
+              [metrics.TEST_NLL] for s in (0, 1)]
     assert float(ce[("replace", 2)]["mean"]) == pytest.approx(sum(values) / 2, rel=1e-12)
     assert float(ce[("replace", 2)]["sem"]) == pytest.approx(abs(values[0] - values[1]) / 2, rel=1e-9)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "growth of heldout_ce_nats_per_token" in proc.stderr  # notes go to stderr with CSV
+    assert "growth of test_nll" in proc.stderr  # notes go to stderr with CSV
 
 
 def test_report_json_and_table(run_dir):
@@ -89,7 +89,7 @@ def test_report_json_and_table(run_dir):
     assert payload["columns"] == list(SIMULATE_COLUMNS)
     assert any("too short" in note for note in payload["notes"])  # 2 iterations cannot tell shapes apart
     table = lm("report", out)
-    assert table.returncode == 0 and "heldout_ce_nats_per_token" in table.stdout
+    assert table.returncode == 0 and "test_nll" in table.stdout
 
 
 def test_rerun_computes_nothing_new(run_dir):
@@ -159,3 +159,21 @@ def test_non_run_directories_are_refused(tmp_path):
     assert_usage_error(lm("run", "--iterations", 1, "--preset", "micro", "--output", other,
                           "--cache-dir", tmp_path / "c"), "--output", "not an lm run directory")
     assert_usage_error(lm("report", other), "not an lm run directory")
+
+
+def test_value_command_prints_the_value_columns_and_report_draws_the_heat_map(run_dir, tmp_path):
+    _, cache = run_dir
+    out = tmp_path / "value"
+    proc = lm("value", "--real-sizes", "0,6,12", "--synthetic-sizes", "0,12", "--seeds", 1, "--preset", "micro",
+              "--output", out, "--cache-dir", cache, "--format", "csv", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.reader(proc.stdout.splitlines()))
+    assert tuple(rows[0]) == ("setting", "real_size", "synthetic_size", "metric", "mean", "sem", "replicates")
+    cells = {(int(r[1]), int(r[2])) for r in rows[1:] if r[3] == metrics.TEST_NLL}
+    assert cells == {(0, 12), (6, 0), (6, 12), (12, 0), (12, 12)}
+    again = lm("report", out, "--format", "csv", "--plot", tmp_path / "heat.svg")
+    assert again.returncode == 0, again.stderr
+    assert list(csv.reader(again.stdout.splitlines())) == rows
+    assert (tmp_path / "heat.svg").read_bytes().startswith(b"<?xml")
+    assert_usage_error(lm("value", "--real-sizes", "0", "--synthetic-sizes", "0", "--preset", "micro",
+                          "--output", tmp_path / "none", "--cache-dir", cache), "--real-sizes")

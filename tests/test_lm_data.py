@@ -210,7 +210,11 @@ def test_bits_per_byte_and_cross_entropy():
     assert metrics.mean_length(["ab", "abcd"]) == 3.0
 
 
-def test_metric_names_are_unique_and_not_the_gaussian_test_nll():
+def test_metric_names_are_unique_and_the_cross_entropy_is_the_projects_test_nll():
+    from collapse.analysis.vocabulary import TEST_NLL
+
     assert len(set(metrics.LM_METRICS)) == 4
-    assert "test_nll" not in metrics.LM_METRICS
+    assert metrics.LM_METRICS[0] == metrics.TEST_NLL == TEST_NLL == "test_nll"
     assert set(metrics.METRIC_LABELS) == set(metrics.LM_METRICS)
+    # run directories written before the rename are read with the new name
+    assert metrics.canonical_metrics({"heldout_ce_nats_per_token": 4.2}) == {"test_nll": 4.2}

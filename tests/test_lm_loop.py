@@ -58,7 +58,7 @@ def test_reference_run_is_complete_and_finite(reference):
             for t in range(1, T + 1):
                 values, training_set, *_ , samples = outcome(reference, w, s, t)
                 assert set(values) == set(metrics.LM_METRICS)
-                assert math.isfinite(values[metrics.HELDOUT_CE]) and values[metrics.HELDOUT_CE] > 0
+                assert math.isfinite(values[metrics.TEST_NLL]) and values[metrics.TEST_NLL] > 0
                 assert math.isfinite(values[metrics.HELDOUT_BPB]) and values[metrics.HELDOUT_BPB] > 0
                 assert len(samples) == MICRO.n
                 expected = MICRO.n * t if (w == ACCUMULATE and t > 1) else MICRO.n
@@ -147,13 +147,14 @@ def test_base_model_is_cached_by_settings(reference, cache):
     assert len(same) == 1
 
 
-def _save_tiny_model(directory: Path) -> None:
+def _save_tiny_model(directory: Path, context: int = MICRO.context) -> None:
     from collapse.lm.modeling import ENDOFTEXT, build_model, train_tokenizer
 
     texts = corpus.default_corpus().documents[:200]
     tokenizer = train_tokenizer(texts, 300)
     torch.manual_seed(0)
-    model = build_model(MICRO, len(tokenizer), tokenizer.convert_tokens_to_ids(ENDOFTEXT))
+    model = build_model(with_overrides(MICRO, context=context), len(tokenizer),
+                        tokenizer.convert_tokens_to_ids(ENDOFTEXT))
     tokenizer.save_pretrained(directory)
     model.save_pretrained(directory)
 
@@ -169,7 +170,7 @@ def test_model_from_a_local_directory(tmp_path, cache):
     assert config["settings"]["base_key"] is None
     assert config["provenance"]["split_sizes"]["pretrain"] == 0  # --model skips pretraining
     for t in (1, 2):
-        assert math.isfinite(outcome(out, REPLACE, 0, t)[0][metrics.HELDOUT_CE])
+        assert math.isfinite(outcome(out, REPLACE, 0, t)[0][metrics.TEST_NLL])
 
 
 def test_local_txt_and_jsonl_datasets(tmp_path, cache):
@@ -186,7 +187,7 @@ def test_local_txt_and_jsonl_datasets(tmp_path, cache):
         assert settings["dataset_sha256"] == corpus.fingerprint(docs)
         real = [r["text"] for r in rundir.read_jsonl(rundir.real_path(out, 0))]
         assert len(real) == MICRO.n and set(real) <= set(docs)
-        assert math.isfinite(outcome(out, ACCUMULATE, 0, 2)[0][metrics.HELDOUT_CE])
+        assert math.isfinite(outcome(out, ACCUMULATE, 0, 2)[0][metrics.TEST_NLL])
 
 
 @pytest.mark.slow
@@ -218,3 +219,168 @@ def test_resume_after_a_real_sigkill_equals_an_uninterrupted_run(reference, cach
     assert result.computed == [(REPLACE, 0, 3)]
     for t in range(1, T + 1):
         assert outcome(out, REPLACE, 0, t) == outcome(reference, REPLACE, 0, t)
+
+
+# -- workflow rules, budgets, the results object, the value grid, chat data -------------------
+
+def test_fresh_and_stratified_specs_run_with_identical_first_iterations(reference, cache, tmp_path):
+    from collapse.lm.workflows import fresh_source
+
+    out = tmp_path / "rules"
+    spec = "real=original,synthetic=all,size=12,real-fraction=0.25"
+    result = run(RunConfig(MICRO), out, workflows_to_run="fresh", iterations=T, cache_dir=cache, log=None)
+    run(RunConfig(MICRO), out, workflows_to_run=spec, iterations=T, cache_dir=cache, log=None)
+    assert {w.label for w in result.metrics.workflows} == {"fresh"}
+    for label in ("fresh", spec):
+        assert outcome(out, label, 0, 1)[0] == outcome(reference, REPLACE, 0, 1)[0]
+    real = [r["text"] for r in rundir.read_jsonl(rundir.real_path(out, 0))]
+    for t in (2, 3):
+        fresh = rundir.read_json(rundir.iteration_dir(out, "fresh", 0, t) / rundir.TRAINING_SET)["refs"]
+        assert {s for s, _ in fresh} == {fresh_source(t), t - 1}
+        record = rundir.read_json(rundir.iteration_dir(out, "fresh", 0, t) / rundir.METRICS)
+        assert record["training_set"]["fresh_documents"] == MICRO.n
+        stratified = rundir.read_json(rundir.iteration_dir(out, spec, 0, t) / rundir.METRICS)["training_set"]
+        assert (stratified["real_documents"], stratified["synthetic_documents"]) == (3, 9)
+    assert (out / rundir.workflow_dir(spec)).is_dir() and "," not in rundir.workflow_dir(spec)
+    assert len(real) == MICRO.n
+
+
+def test_matched_budget_gives_every_iteration_the_steps_of_iteration_one(reference, cache, tmp_path):
+    out = tmp_path / "matched"
+    run(RunConfig(MICRO, budget="matched"), out, iterations=T, cache_dir=cache, log=None)
+    steps = {(w, t): rundir.read_json(rundir.iteration_dir(out, w, 0, t) / rundir.METRICS)
+             ["training_set"]["optimiser_steps"] for w in WORKFLOWS for t in range(1, T + 1)}
+    assert len(set(steps.values())) == 1
+    # iteration 1 is the same model as under whole epochs; accumulate's later ones are not
+    assert outcome(out, ACCUMULATE, 0, 1) == outcome(reference, ACCUMULATE, 0, 1)
+    ref_steps = rundir.read_json(rundir.iteration_dir(reference, ACCUMULATE, 0, 3) / rundir.METRICS)
+    assert ref_steps["training_set"]["optimiser_steps"] > steps[(ACCUMULATE, 3)]
+    fixed = tmp_path / "fixed"
+    run(RunConfig(MICRO, budget=2), fixed, workflows_to_run=(REPLACE,), iterations=2, cache_dir=cache, log=None)
+    assert rundir.read_json(rundir.iteration_dir(fixed, REPLACE, 0, 2) / rundir.METRICS)[
+        "training_set"]["optimiser_steps"] == 2
+
+
+def test_run_returns_its_metrics_as_a_simulation_result(reference, cache):
+    import numpy as np
+
+    from collapse.lm import report
+    from collapse.simulate.results import SimulationResult
+    from collapse.simulate.tables import SIMULATE_COLUMNS
+
+    result = run(RunConfig(MICRO), reference, iterations=T, n_seeds=2, cache_dir=cache, log=None)
+    assert not result.computed
+    m = result.metrics
+    assert isinstance(m, SimulationResult) and m.setting == "lm"
+    assert m.samples[ACCUMULATE][metrics.TEST_NLL].shape == (2, T)
+    values = [rundir.read_json(rundir.iteration_dir(reference, ACCUMULATE, s, 2) / rundir.METRICS)
+              ["metrics"][metrics.TEST_NLL] for s in (0, 1)]
+    assert list(m.samples[ACCUMULATE][metrics.TEST_NLL][:, 1]) == values
+    frame = m.to_frame()
+    assert list(frame.columns) == list(SIMULATE_COLUMNS)
+    row = frame[(frame.workflow == ACCUMULATE) & (frame.iteration == 2) & (frame.metric == metrics.TEST_NLL)]
+    assert float(row["mean"].iloc[0]) == pytest.approx(np.mean(values), rel=1e-12)
+    assert float(row["sem"].iloc[0]) == pytest.approx(np.std(values, ddof=1) / np.sqrt(2), rel=1e-9)
+    # the same table as the report of the directory
+    assert report.load_result(reference).table.rows == m.table.rows
+    fig = m.plot()
+    assert len(fig.axes) >= len(metrics.LM_METRICS)
+
+
+def test_value_grid_cells_equal_the_loops_second_iteration(reference, cache, tmp_path):
+    """A student on n real + n generated texts is accumulate's model 2 (same real set, same
+    generator = model 1, same training seed); one on 0 real + n generated is replace's."""
+    from collapse.lm import value
+
+    out = tmp_path / "value"
+    n = MICRO.n
+    result = value.run_value(RunConfig(MICRO), out, real_sizes=(0, n // 2, n), synthetic_sizes=(0, n),
+                             n_seeds=2, cache_dir=cache)
+    table = {(r["real_size"], r["synthetic_size"], r["metric"]): r for r in result.table.records()}
+    for seed in (0, 1):
+        k = result.seeds.index(seed)
+        acc = outcome(reference, ACCUMULATE, seed, 2)[0][metrics.TEST_NLL]
+        rep = outcome(reference, REPLACE, seed, 2)[0][metrics.TEST_NLL]
+        assert result.values[(n, n)][metrics.TEST_NLL][k] == acc
+        assert result.values[(0, n)][metrics.TEST_NLL][k] == rep
+    assert (0, 0, metrics.TEST_NLL) not in table and table[(n, 0, metrics.TEST_NLL)]["replicates"] == 2
+    assert list(value.VALUE_COLUMNS) == list(result.table.columns)
+    # resumable per cell: nothing recomputed; a damaged cell is recomputed alone
+    again = value.run_value(RunConfig(MICRO), out, real_sizes=(0, n // 2, n), synthetic_sizes=(0, n),
+                            n_seeds=2, cache_dir=cache)
+    assert again.computed == [] and again.table.rows == result.table.rows
+    cell = out / "seed-1" / f"real-{n // 2}-synthetic-{n}" / rundir.METRICS
+    cell.write_text("{}")
+    again = value.run_value(RunConfig(MICRO), out, real_sizes=(0, n // 2, n), synthetic_sizes=(0, n),
+                            n_seeds=2, cache_dir=cache)
+    assert again.computed == [(1, n // 2, n)] and again.table.rows == result.table.rows
+    assert value.load_value(out).table.rows == result.table.rows
+    with pytest.raises(CollapseError, match="--generator-n"):
+        value.run_value(RunConfig(MICRO), out, real_sizes=(0, n // 2), synthetic_sizes=(0, n),
+                        n_seeds=2, cache_dir=cache)
+    value.save_heatmap(value.load_value(out), tmp_path / "heat.png")
+    assert (tmp_path / "heat.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _helpsteer_file(path: Path, k: int, chars: int | None = None) -> None:
+    """A local file in HelpSteer2's layout, its texts real documentation paragraphs (cut to
+    ``chars`` characters), every tenth response six times too long for a small context."""
+    docs = [d[:chars] for d in corpus.default_corpus().documents]
+    records = []
+    for i in range(k):
+        response = docs[2 * i + 1] * (6 if i % 10 == 0 else 1)
+        records.append({"prompt": docs[2 * i], "response": response, "helpfulness": 3, "correctness": 3,
+                        "coherence": 4, "complexity": 2, "verbosity": 2})
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+
+
+def test_prompt_response_data_is_chat_formatted_and_overlong_examples_left_out(cache, tmp_path):
+    from collapse.lm import modeling
+    from collapse.lm.presets import with_overrides
+
+    data = tmp_path / "helpsteer2.jsonl"
+    _helpsteer_file(data, 200)
+    preset = with_overrides(MICRO, context=256, max_new_tokens=60)
+    out = tmp_path / "chat"
+    messages = []
+    run(RunConfig(preset, dataset=str(data)), out, workflows_to_run=(REPLACE,), iterations=2,
+        cache_dir=cache, log=messages.append)
+    config = rundir.read_config(out)
+    dropped = config["provenance"]["chat_examples_over_context"]
+    assert dropped > 0 and any(f"left out {dropped} of" in m for m in messages)
+    real = [r["text"] for r in rundir.read_jsonl(rundir.real_path(out, 0))]
+    assert all(t.startswith("user: ") and "\nassistant: " in t for t in real)
+    key = config["settings"]["base_key"]
+    tokenizer = modeling.load(str(Path(cache) / f"base-{key}")).tokenizer
+    assert all(len(tokenizer(t, add_special_tokens=False)["input_ids"]) + 2 <= 256 for t in real)
+
+
+@pytest.mark.slow
+def test_the_documented_helpsteer2_command_runs_on_a_local_model_and_file(cache, tmp_path):
+    """The command of the reproducing page, on a tiny HelpSteer2-layout file and a model
+    saved with save_pretrained (sizes cut down, options otherwise as documented)."""
+    import subprocess
+    import sys
+
+    from collapse.lm import progress  # noqa: F401  (the CLI's own import path)
+
+    model_dir = tmp_path / "gemma-2-2b"
+    _save_tiny_model(model_dir, context=160)
+    data = tmp_path / "helpsteer2.jsonl"
+    _helpsteer_file(data, 60, chars=40)
+    import re
+    import shlex
+
+    root = Path(__file__).resolve().parents[1]
+    page = (root / "docs" / "reproducing.rst").read_text().replace("\\\n", " ")
+    documented = re.search(r"collapse lm run [^\n]*--model \./gemma-2-2b[^\n]*", page)[0]
+    argv = shlex.split(documented)[2:]
+    assert "--text-field" not in argv and argv[argv.index("--dataset") + 1] == "helpsteer2.jsonl"
+    smaller = {"--iterations": "2", "--seeds": "1"}
+    argv = [smaller.get(argv[i - 1], a) if i else a for i, a in enumerate(argv)]
+    cmd = [sys.executable, "-m", "collapse.lm", *argv, "--preset", "micro", "--n", "8", "--n-eval", "8", "--quiet"]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "runs" / "gemma"
+    for w in WORKFLOWS:
+        assert math.isfinite(outcome(out, w, 0, 2)[0][metrics.TEST_NLL])

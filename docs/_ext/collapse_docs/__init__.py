@@ -22,7 +22,9 @@ dependencies, so an incremental build re-reads the page when the code changes):
     argument parser.
 ``.. collapse-lm-results::``
     The checked-in language-model results of ``docs/results/lm/`` (or a notice
-    that they are pending).
+    that they are pending); the notes of their ``README.rst`` are parsed as
+    reStructuredText.  More LM directives (between-workflow tests, the value
+    grid) are in :mod:`collapse_docs.lm_results`.
 
 It also serves MathJax 3 from the installed ``sphinx-mathjax-offline`` package, so
 the built site typesets math without any network access.
@@ -48,7 +50,7 @@ from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 from sphinx.util.nodes import nested_parse_with_titles
 
-from collapse_docs import formulas, numbers, runs
+from collapse_docs import formulas, lm_results, numbers, runs
 from collapse_docs.latex import tex
 
 logger = logging.getLogger(__name__)
@@ -332,11 +334,11 @@ def lm_result_files(folder: Path) -> dict[str, Path | None]:
         return found[0] if found else None
 
     return {"csv": first("*.csv"), "png": first("*.png"), "json": first("*.json"),
-            "readme": first("README*")}
+            "readme": first("README.rst")}
 
 
 #: The LM metric whose ordering the page states (the paper's curve).
-LM_HEADLINE_METRIC = "heldout_ce_nats_per_token"
+LM_HEADLINE_METRIC = "test_nll"
 
 
 def _read_lm_csv(path: Path) -> list[dict]:
@@ -397,13 +399,17 @@ def lm_ordering(records: list[dict], metric: str = LM_HEADLINE_METRIC) -> str | 
 
 
 class LMResultsDirective(SphinxDirective):
-    """``.. collapse-lm-results::``: figure, table, commands and notes of the LM results."""
+    """``.. collapse-lm-results:: [FOLDER]``: figure, table, commands and notes of the LM results
+    (FOLDER: a subfolder of the results folder)."""
+
+    optional_arguments = 1
 
     def run(self) -> list[nodes.Node]:
         srcdir = Path(self.env.srcdir)
-        folder = srcdir / self.config.collapse_lm_results
+        sub = self.arguments[0] if self.arguments else ""
+        folder = srcdir / self.config.collapse_lm_results / sub
         files = lm_result_files(folder)
-        shown = self.config.collapse_lm_results.strip("/")
+        shown = "/".join(p for p in (self.config.collapse_lm_results.strip("/"), sub) if p)
         for path in files.values():
             if path is not None:
                 self.env.note_dependency(str(path))
@@ -451,10 +457,10 @@ class LMResultsDirective(SphinxDirective):
                      f"time from docs/{shown}/{files['csv'].name}:")
             container += build_table(header, rows)
         if files["readme"] is not None:
-            rel = "/" + files["readme"].relative_to(srcdir).as_posix()
-            _parse_rst(self, [".. rubric:: Notes recorded with the run", "",
-                              f"The README of ``docs/{shown}/``, verbatim:", "",
-                              f".. literalinclude:: {rel}", "   :language: markdown", ""], container)
+            # the notes are reStructuredText, parsed like the page itself
+            _parse_rst(self, [".. rubric:: Notes recorded with the run", ""], container)
+            container += lm_results.parse_with_titles(
+                self, files["readme"].read_text(encoding="utf-8").splitlines())
         return [container]
 
 
@@ -501,6 +507,10 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("collapse-run", RunDirective)
     app.add_directive("collapse-command", CommandDirective)
     app.add_directive("collapse-lm-results", LMResultsDirective)
+    for name, directive in lm_results.DIRECTIVES.items():
+        app.add_directive(name, directive)
+    for name, role in lm_results.ROLES.items():
+        app.add_role(name, role)
     app.add_directive("collapse-api", ApiDirective)
     app.add_role("collapse-value", value_role)
     # Folder of the checked-in language-model results, relative to the source directory.
