@@ -172,7 +172,9 @@ def _read_jsonl(path: Path, text_field: str | None) -> tuple[list[str], bool]:
     """The documents of a JSON-lines file, and whether they were rendered as chat."""
     docs = []
     chat = None
-    for number, line in enumerate(_utf8(path).splitlines(), start=1):
+    # JSON Lines separates records by "\n" alone; splitlines() would also cut a record at
+    # a raw U+2028 or U+0085 inside one of its strings
+    for number, line in enumerate(_utf8(path).split("\n"), start=1):
         if not line.strip():
             continue
         try:

@@ -107,9 +107,14 @@ def write_jsonl(path: Path, records: Iterable[dict]) -> None:
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    """Every record of a JSON-lines file (``ValueError`` for a line that is not JSON)."""
+    """Every record of a JSON-lines file (``ValueError`` for a line that is not JSON).
+
+    Records are separated by ``\n`` only: ``str.splitlines`` would also split at U+2028,
+    U+0085 or U+001C, which ``json.dumps(..., ensure_ascii=False)`` leaves raw inside a
+    string (and a sampled text can contain them).
+    """
     text = Path(path).read_bytes().decode("utf-8")
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    return [json.loads(line) for line in text.split("\n") if line.strip()]
 
 
 def file_record(path: Path) -> dict:

@@ -218,3 +218,25 @@ def test_metric_names_are_unique_and_the_cross_entropy_is_the_projects_test_nll(
     assert set(metrics.METRIC_LABELS) == set(metrics.LM_METRICS)
     # run directories written before the rename are read with the new name
     assert metrics.canonical_metrics({"heldout_ce_nats_per_token": 4.2}) == {"test_nll": 4.2}
+
+
+#: Characters that str.splitlines() treats as line breaks but json.dumps(ensure_ascii=False)
+#: leaves raw inside a string; a sampled text can contain any of them.
+UNICODE_BREAKS = "a\u2028b\u2029c\x85d\x1ce\x1df\x1eg\x0bh\x0ci\rj"
+
+
+def test_jsonl_records_with_unicode_line_separators_round_trip(tmp_path):
+    from collapse.lm import rundir
+
+    path = tmp_path / "samples.jsonl"
+    records = [{"text": UNICODE_BREAKS, "k": 0}, {"text": "plain", "k": 1}]
+    rundir.write_jsonl(path, records)
+    assert rundir.read_jsonl(path) == records
+
+
+def test_local_jsonl_documents_with_unicode_line_separators(tmp_path):
+    jsonl = tmp_path / "docs.jsonl"
+    jsonl.write_text("".join(json.dumps({"text": UNICODE_BREAKS + str(i)}, ensure_ascii=False) + "\n"
+                             for i in range(3)), encoding="utf-8")
+    documents = corpus.load_corpus(str(jsonl)).documents
+    assert len(documents) == 3 and documents[0].startswith("a\u2028b")
