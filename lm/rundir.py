@@ -109,7 +109,7 @@ def write_jsonl(path: Path, records: Iterable[dict]) -> None:
 def read_jsonl(path: Path) -> list[dict]:
     """Every record of a JSON-lines file (``ValueError`` for a line that is not JSON).
 
-    Records are separated by ``\n`` only: ``str.splitlines`` would also split at U+2028,
+    Records are separated by newlines (U+000A) only: ``str.splitlines`` would also split at U+2028,
     U+0085 or U+001C, which ``json.dumps(..., ensure_ascii=False)`` leaves raw inside a
     string (and a sampled text can contain them).
     """

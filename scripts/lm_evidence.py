@@ -87,6 +87,19 @@ def base_parameters(config: dict, cache: Path) -> str:
     return f"{data['n_parameters']:,} parameters, pretrained in {data['pretrain']['seconds']:.0f} s"
 
 
+def wall_sentence(wall: int, compute: float | None) -> str:
+    """The README's sentence on time.  A run interrupted and resumed records only its last
+    leg's wall time, which is then shorter than the iterations' own timings: say so."""
+    where = f"on {machine()}, shared with other jobs"
+    own = (f"the iterations' own timings (fine-tuning, evaluation, sampling) add up to "
+           f"{compute:.0f} s" if compute else "")
+    if compute and compute > wall:
+        return (f"The run was interrupted and resumed: its last leg took {wall} s ({wall / 60:.1f} min) "
+                f"of wall time {where}; {own}.")
+    return (f"Wall time: {wall} s ({wall / 60:.1f} min) {where} (so the time is an upper bound on "
+            "what the run needs)" + (f"; {own}." if own else "."))
+
+
 def readme(name: str, config: dict, wall: tuple[int, str] | None, commit: str | None, cache: Path,
            kind: str, compute: float | None = None) -> str:
     settings, provenance = config["settings"], config.get("provenance") or {}
@@ -96,10 +109,7 @@ def readme(name: str, config: dict, wall: tuple[int, str] | None, commit: str | 
         lines += ["Command (run by ``scripts/lm_evidence.sh``, one torch thread, ``nice -n 19``, "
                   "``--cache-dir`` and ``--quiet`` left out here):", "", ".. code-block:: bash", "",
                   f"   {command(wall[1], name)}", "",
-                  f"Wall time: {wall[0]} s ({wall[0] / 60:.1f} min) on {machine()}, shared with other "
-                  "jobs (so the time is an upper bound on what the run needs)"
-                  + (f"; the iterations' own timings (fine-tuning, evaluation, sampling) add up to "
-                     f"{compute:.0f} s." if compute else "."), ""]
+                  wall_sentence(wall[0], compute), ""]
     lines += [f"Code: commit ``{commit}`` of the project." if commit else "Code: this project.", "",
               f"Versions: Python {provenance.get('python')}, torch {provenance.get('torch')}, "
               f"transformers {provenance.get('transformers')}.", "",

@@ -53,6 +53,7 @@ GAUSSIAN_ENGINE = ("tests/test_gaussian_engine.py",)
 KDE_ENGINE = ("tests/test_kde_engine.py",)
 STATS = ("tests/test_stats.py", "tests/test_compare_calibration.py")
 API = ("tests/test_api.py", "tests/test_cli.py", "tests/test_reliability.py")
+LM = ("tests/test_lm_rules.py", "tests/test_lm_reliability.py", "tests/test_lm_loop.py")
 
 MUTANTS: list[Mutant] = [
     # --- exact Gaussian theory
@@ -139,6 +140,16 @@ MUTANTS: list[Mutant] = [
       "        if False:\n            with open(path, \"wb\") as handle:", *API),
     M("budget-off", "simulate/budget.py",
       "    if force:\n        return\n", "    return\n", *API),
+    # --- the language-model loop
+    M("lm-trusts-damaged-files", "lm/rundir.py",
+      'if file_record(file)["sha256"] != record["files"][name]["sha256"]:',
+      'if not file_record(file)["sha256"]:', *LM),
+    M("lm-accumulate-drops-first-model", "lm/workflows.py",
+      "for k, count in enumerate(sample_counts, start=1):",
+      "for k, count in list(enumerate(sample_counts, start=1))[1:]:", *LM),
+    M("lm-welch-pooled-variance", "lm/evidence.py",
+      "test = stats.ttest_ind(x, y, equal_var=False)",
+      "test = stats.ttest_ind(x, y, equal_var=True)", *LM),
 ]
 
 
@@ -153,6 +164,9 @@ def _copy_tree(destination: Path) -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
     tree = destination / "tree"
+    # some tests list the project's files with git: the copy is a repository of its own
+    subprocess.run(["git", "init", "-q"], cwd=tree, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=tree, check=True)
     package = destination / "site" / "collapse"
     package.mkdir(parents=True)
     shutil.move(str(tree / "collapse" / "__init__.py"), package / "__init__.py")
