@@ -50,14 +50,6 @@ def fresh_source(t: int) -> int:
     return -t
 
 
-def accumulated_refs(n_real: int, sample_counts: Sequence[int]) -> list[Ref]:
-    """References to the real texts followed by every sample of models ``1..len(sample_counts)``."""
-    refs = [(REAL, i) for i in range(n_real)]
-    for k, count in enumerate(sample_counts, start=1):
-        refs.extend((k, i) for i in range(count))
-    return refs
-
-
 def _real_part(rule: Workflow, t: int, n_real: int) -> list[Ref]:
     if rule.real == "none":
         return []

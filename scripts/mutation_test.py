@@ -53,7 +53,7 @@ GAUSSIAN_ENGINE = ("tests/test_gaussian_engine.py",)
 KDE_ENGINE = ("tests/test_kde_engine.py",)
 STATS = ("tests/test_stats.py", "tests/test_compare_calibration.py")
 API = ("tests/test_api.py", "tests/test_cli.py", "tests/test_reliability.py")
-LM = ("tests/test_lm_rules.py", "tests/test_lm_reliability.py", "tests/test_lm_loop.py")
+LM = ("tests/test_lm_data.py", "tests/test_lm_rules.py", "tests/test_lm_reliability.py", "tests/test_lm_loop.py")
 
 MUTANTS: list[Mutant] = [
     # --- exact Gaussian theory
@@ -147,9 +147,9 @@ MUTANTS: list[Mutant] = [
     M("lm-done-when-samples-exist", "lm/rundir.py",
       "    return check_iteration(directory, workflow, seed, t)[0] is not None",
       "    return (directory / SAMPLES).is_file()", *LM),
-    M("lm-accumulate-drops-first-model", "lm/workflows.py",
-      "for k, count in enumerate(sample_counts, start=1):",
-      "for k, count in list(enumerate(sample_counts, start=1))[1:]:", *LM),
+    M("lm-synthetic-batch-off-by-one", "lm/workflows.py",
+      "for i in range(sample_counts[k - 1])]",
+      "for i in range(sample_counts[k - 1] - 1)]", *LM),
     M("lm-welch-pooled-variance", "lm/evidence.py",
       "test = stats.ttest_ind(x, y, equal_var=False)",
       "test = stats.ttest_ind(x, y, equal_var=True)", *LM),

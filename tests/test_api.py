@@ -182,6 +182,8 @@ def test_untested_comparison_is_never_consistent():
     (lambda: collapse.theory(collapse.Gaussian(), workflow="sometimes"), "workflow"),
     (lambda: collapse.theory("gaussian"), "problem"),
     (lambda: collapse.compare(collapse.Gaussian(), replicates=1), "replicates"),
+    # the documented minimum for compare is 10 (simulate accepts fewer)
+    (lambda: collapse.compare(collapse.Gaussian(), replicates=9), "replicates"),
 ])
 def test_bad_arguments_raise_the_one_error_naming_the_parameter(make, parameter):
     with pytest.raises(collapse.CollapseError) as info:

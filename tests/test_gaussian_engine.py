@@ -215,6 +215,39 @@ def test_exact_expectation_check_rejects_a_wrong_divisor():
     assert len(_z_failures(checks)) >= 3
 
 
+SMALL_N = dict(n=5, dim=1, sigma2=1.0, iterations=4)
+
+
+def _small_n_mean_checks(out, inflate: float = 1.0) -> list:
+    """``mean_sq_error`` of replace at t = 2..4 against its exact expectation; ``inflate``
+    scales the variance of every new batch mean after the first fit (the negative control)."""
+    n, d, sigma2 = SMALL_N["n"], SMALL_N["dim"], SMALL_N["sigma2"]
+    first = d * sigma2 / n
+    checks = []
+    for t in (2, 3, 4):
+        exact = _replace_expectations(n, d, t, sigma2, False)[MEAN_SQ_ERROR]
+        checks.append((f"mean_sq_error t={t}", out[MEAN_SQ_ERROR][:, t - 1],
+                       first + (exact - first) * inflate))
+    return checks
+
+
+@pytest.mark.parametrize("engine", ["stats", "points"])
+def test_replace_mean_noise_at_small_n(engine):
+    """At n = 5 the new batch mean's covariance Sigma/n against Sigma/(n-1) is a 25% error in
+    every term after the first; with 20,000 replicates the relative standard error of
+    mean_sq_error is under 1.5%, so that error sits at z > 10 (power ~1) while the
+    Bonferroni limit is z = 3.6 (false-alarm rate 1e-3)."""
+    out = simulate_gaussian(REPLACE, replicates=20000, seed=21, engine=engine, **SMALL_N)
+    assert not _z_failures(_small_n_mean_checks(out))
+
+
+def test_small_n_mean_check_rejects_a_mean_noise_of_sigma_over_n_minus_1():
+    # negative control: the same check against expectations whose new-mean variance is Sigma/(n-1)
+    n = SMALL_N["n"]
+    out = simulate_gaussian(REPLACE, replicates=20000, seed=21, engine="stats", **SMALL_N)
+    assert len(_z_failures(_small_n_mean_checks(out, inflate=n / (n - 1)))) == 3
+
+
 @pytest.mark.parametrize("engine", ["stats", "points"])
 def test_accumulate_second_iteration_agrees_with_exact_expectations(engine):
     n, d, sigma2 = 5, 3, 0.5

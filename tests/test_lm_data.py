@@ -42,9 +42,17 @@ def test_accumulate_keeps_every_real_text_and_every_sample():
     assert set(refs) == {(k, i) for k in range(t) for i in range(n)}
 
 
+def _accumulated_pool(n_real, sample_counts):
+    """The oracle: the real texts, then every sample of models 1..len(sample_counts)."""
+    refs = [(workflows.REAL, i) for i in range(n_real)]
+    for k, count in enumerate(sample_counts, start=1):
+        refs.extend((k, i) for i in range(count))
+    return refs
+
+
 def test_subsample_is_without_replacement_from_the_accumulated_pool():
     n, t = 8, 6
-    pool = set(workflows.accumulated_refs(n, [n] * (t - 1)))
+    pool = set(_accumulated_pool(n, [n] * (t - 1)))
     for seed in range(50):
         refs = workflows.training_refs(ACCUMULATE_SUBSAMPLE, t, n, [n] * (t - 1),
                                        seeding.numpy_rng(seed, t, seeding.SUBSAMPLE))
@@ -60,7 +68,7 @@ def test_subsample_is_uniform_over_the_pool():
     from scipy import stats
 
     n, t, draws = 5, 4, 4000
-    pool = workflows.accumulated_refs(n, [n] * (t - 1))
+    pool = _accumulated_pool(n, [n] * (t - 1))
     index = {ref: k for k, ref in enumerate(pool)}
     rng = np.random.default_rng(123)
     counts = np.zeros(len(pool))

@@ -120,6 +120,28 @@ def test_damaged_checkpoint_is_recomputed_and_said(tmp_path, capsys):
         assert "damaged" in err and str(stored) in err, damage
 
 
+def test_checkpoint_of_other_settings_under_this_name_is_not_reused(tmp_path, capsys):
+    """A checkpoint is trusted for the key it records, not for its file name: one of
+    ``--sigma2 2`` copied over the file of ``--sigma2 1`` (same shapes) is recomputed."""
+    def args(sigma2):
+        return ["simulate", "gaussian", "--n", "6", "--iterations", "3", "--replicates", "40",
+                "--format", "csv", "--checkpoint", str(tmp_path / f"ck{sigma2}"),
+                "--workflow", "replace", "--sigma2", sigma2]
+
+    assert main(args("1")) == 0
+    first = capsys.readouterr().out
+    assert main(args("2")) == 0
+    other = capsys.readouterr().out
+    assert other != first
+    (mine,) = list((tmp_path / "ck1").glob("*.npz"))
+    (theirs,) = list((tmp_path / "ck2").glob("*.npz"))
+    mine.write_bytes(theirs.read_bytes())
+    assert main(args("1")) == 0
+    out, err = capsys.readouterr()
+    assert out == first
+    assert "other settings" in err and str(mine) in err
+
+
 # --------------------------------------------------------------------------- sizes
 
 
