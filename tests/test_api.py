@@ -229,3 +229,14 @@ def test_architecture_imports_point_one_way():
     cited = [name for name in tracked if (ROOT / name).is_file()
              and note in (ROOT / name).read_text(errors="ignore")]
     assert cited == []
+
+
+def test_too_few_replicates_for_compare_are_refused_before_any_computation():
+    """check_call computes nothing: it must refuse what compare refuses, so the command line
+    refuses it up front (stats.compare's own guard would only fire after the simulation)."""
+    from collapse.simulate.api import check_call
+
+    with pytest.raises(collapse.CollapseError, match=r"^replicates must be an integer >= 10 .* for compare"):
+        check_call("compare", collapse.Gaussian(), replicates=9)
+    check_call("simulate", collapse.Gaussian(), replicates=9)  # simulate accepts fewer
+    check_call("compare", collapse.Gaussian(), replicates=10)
