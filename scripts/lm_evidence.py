@@ -95,7 +95,7 @@ def wall_sentence(wall: int, compute: float | None) -> str:
            f"{compute:.0f} s" if compute else "")
     if compute and compute > wall:
         return (f"The run was interrupted and resumed: its last leg took {wall} s ({wall / 60:.1f} min) "
-                f"of wall time {where}; {own}.")
+                f"of wall time {where}; {own}; the commit named below is that of the last leg.")
     return (f"Wall time: {wall} s ({wall / 60:.1f} min) {where} (so the time is an upper bound on "
             "what the run needs)" + (f"; {own}." if own else "."))
 
