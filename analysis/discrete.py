@@ -185,6 +185,25 @@ def gini_ratios(workflow: Workflow, n: int, iterations: int, *, one: Any = Fract
     return [one - d for d in second]
 
 
+def _precise_gini_ratios(workflow: Workflow, n: int, iterations: int) -> list[Any]:
+    """:func:`gini_ratios` with every ratio correct to at least 30 significant digits.
+
+    ``E H_t / H0 = 1 - D_t`` with ``D_t -> 1`` under replace: 50 digits keep only
+    ``50 + log10(1 - D_t)`` of them (none left for ``(1 - 1/10)^1000 ~ 1e-46``), so the
+    programme is rerun with enough digits for the smallest ratio it found.
+    """
+    dps = 50
+    while True:
+        context = mpmath.MPContext()
+        context.dps = dps
+        ratios = gini_ratios(workflow, n, iterations, one=context.mpf(1))
+        smallest = min((abs(r) for r in ratios if r != 0), default=context.mpf(1))
+        lost = max(0, -int(context.floor(context.log10(smallest))))
+        if dps - lost >= 30:
+            return ratios
+        dps = lost + 40
+
+
 # --------------------------------------------------------------------------- one category
 
 
@@ -648,7 +667,7 @@ def discrete_theory(workflow: Workflow | str, *, categories: int, n: int, truth:
     workflow = as_workflow(workflow, n)
     notes: list[str] = []
     h0 = _gini0(p0)
-    ratios = gini_ratios(workflow, n, iterations, one=_MP.mpf(1))
+    ratios = _precise_gini_ratios(workflow, n, iterations)
     values: dict[str, tuple[float, ...]] = {
         GINI_DIVERSITY: tuple(float(h0 * r) for r in ratios)}
 
