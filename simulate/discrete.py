@@ -83,6 +83,7 @@ __all__ = [
     "multivariate_hypergeometric",
     "simulate_discrete",
     "urn_subset",
+    "working_set",
 ]
 
 
@@ -324,6 +325,38 @@ def _check(workflow, categories, n, truth, iterations, replicates, seed, chunk_s
     return config, replicates, seed, chunk_size
 
 
+def _sizes(rule: Workflow, categories: int, replicates: int) -> tuple[int, int, int]:
+    """``(block size, default chunk size, bytes per replicate of a chunk)``.
+
+    The block size depends on the problem only (it fixes the random streams); a chunk
+    spreads the replicates over the worker threads.  A replicate holds a few count
+    vectors (real, pool, model, batch, subset) and the window's batches.
+    """
+    words = categories * (1 + (rule.window or 1)) + 5
+    size = block_size(words)
+    chunk = max(size, -(-replicates // thread_count()))
+    return size, chunk, 8 * (words + 8 * categories)
+
+
+def working_set(workflow: Workflow | str, *, categories: int, iterations: int,
+                replicates: int) -> float:
+    """Bytes the engine holds at once besides its output (every worker's chunk).
+
+    For the up-front estimate of :mod:`collapse.simulate.budget`; ``iterations`` is
+    accepted for symmetry with the other engines (the state does not grow with it).
+
+    Examples
+    --------
+    >>> working_set("replace", categories=10, iterations=100, replicates=1000) < 1e7
+    True
+    """
+    rule = as_workflow(workflow)
+    _, chunk, per_replicate = _sizes(rule, categories, replicates)
+    chunk = min(chunk, replicates)
+    running = min(thread_count(), max(1, -(-replicates // chunk)))
+    return float(running * chunk * per_replicate)
+
+
 def simulate_discrete(workflow: Workflow | str, *, categories: int, n: int, truth: Any,
                       iterations: int, replicates: int, seed: int,
                       chunk_size: int | None = None) -> dict[str, np.ndarray]:
@@ -363,10 +396,10 @@ def simulate_discrete(workflow: Workflow | str, *, categories: int, n: int, trut
     """
     config, replicates, seed, chunk_size = _check(workflow, categories, n, truth, iterations,
                                                   replicates, seed, chunk_size)
-    size = block_size(config.categories * (1 + (config.workflow.window or 1)) + 5)
+    size, default_chunk, _ = _sizes(config.workflow, config.categories, replicates)
     parts = blocks(replicates, size)
     if chunk_size is None:
-        chunk_size = max(size, -(-replicates // thread_count()))
+        chunk_size = default_chunk
     out = {name: np.empty((replicates, config.iterations)) for name in DISCRETE_METRICS}
 
     def work(part: list[Block]) -> None:

@@ -82,7 +82,7 @@ from collapse.simulate.streams import (
     thread_count,
 )
 
-__all__ = ["fit_rows", "simulate_regression"]
+__all__ = ["fit_rows", "simulate_regression", "working_set"]
 
 _EPS = np.finfo(np.float64).eps
 #: Default working set of a chunk.
@@ -381,6 +381,41 @@ def _check(workflow, dim, n, sigma2, iterations, replicates, seed, chunk_size, d
     return config, replicates, seed, chunk_size
 
 
+def _sizes(rule: Workflow, dim: int, n: int, iterations: int, replicates: int
+           ) -> tuple[int, int, int]:
+    """``(block size, default chunk size, bytes per replicate of a chunk)``.
+
+    The block size depends on the problem only (it fixes the random streams); the chunk
+    bounds a chunk's working set near ``_CHUNK_BYTES`` and spreads the replicates over
+    the worker threads.
+    """
+    q = min(n, dim)
+    per_iteration = (n + (n * dim) // 100 + 1 if rule.size is not None
+                     else q * (1 + (rule.window or 1)))
+    size = block_size(per_iteration)
+    per_replicate = 8 * (n * dim * 3 + per_iteration * iterations)
+    chunk = max(size, min(_CHUNK_BYTES // per_replicate, -(-replicates // thread_count())))
+    return size, chunk, per_replicate
+
+
+def working_set(workflow: Workflow | str, *, dim: int, n: int, iterations: int,
+                replicates: int) -> float:
+    """Bytes the engine holds at once besides its output: every worker thread's chunk.
+
+    For the up-front estimate of :mod:`collapse.simulate.budget`.
+
+    Examples
+    --------
+    >>> working_set("replace", dim=10, n=100, iterations=100, replicates=1000) < 1e8
+    True
+    """
+    rule = as_workflow(workflow)
+    size, chunk, per_replicate = _sizes(rule, dim, n, iterations, replicates)
+    chunk = min(chunk, replicates)
+    running = min(thread_count(), max(1, -(-replicates // chunk)))
+    return float(running * chunk * per_replicate)
+
+
 def simulate_regression(workflow: Workflow | str, *, dim: int, n: int, sigma2: float,
                         iterations: int, replicates: int, seed: int,
                         chunk_size: int | None = None, design: Any = None,
@@ -423,17 +458,13 @@ def simulate_regression(workflow: Workflow | str, *, dim: int, n: int, sigma2: f
     """
     config, replicates, seed, chunk_size = _check(workflow, dim, n, sigma2, iterations,
                                                   replicates, seed, chunk_size, design)
-    subsample = config.workflow.size is not None
-    per_iteration = (config.n + (config.n * config.dim) // 100 + 1 if subsample
-                     else config.q * (1 + (config.workflow.window or 1)))
-    size = block_size(per_iteration)
+    size, default_chunk, _ = _sizes(config.workflow, config.dim, config.n, config.iterations,
+                                    replicates)
     parts = blocks(replicates, size)
     if chunk_size is None:
-        per_replicate = 8 * (config.n * config.dim * 3 + per_iteration * config.iterations)
-        chunk_size = max(size, min(_CHUNK_BYTES // per_replicate,
-                                   -(-replicates // thread_count())))
+        chunk_size = default_chunk
     out = np.empty((replicates, config.iterations))
-    run = _subsample_chunk if subsample else _whole_chunk
+    run = _subsample_chunk if config.workflow.size is not None else _whole_chunk
 
     def work(part: list[Block]) -> None:
         run(config, part, seed, out, slice(part[0].start, part[-1].stop))

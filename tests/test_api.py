@@ -202,7 +202,7 @@ def test_registering_a_setting_keeps_the_built_in_ones():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120, cwd=ROOT / "tests")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "['gaussian', 'kde', 'toy']"
+    assert proc.stdout.strip() == "['discrete', 'gaussian', 'kde', 'regression', 'toy']"
 
 
 def test_architecture_imports_point_one_way():
