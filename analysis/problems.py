@@ -345,10 +345,12 @@ class Discrete(Problem):
                 raise CollapseError(f"truth must give at least 2 probabilities (got {implied})")
         categories = implied if self.categories is None else self.categories
         categories = check_int("categories", categories, 2)
-        # the one check of a truth vector (length, finite, non-negative, sums to one)
-        from collapse.analysis.discrete import check_truth
+        if not isinstance(truth, str):
+            # the one check of a truth vector (length, finite, non-negative, sums to one);
+            # a named truth is made only where it is used (K may be too large to hold)
+            from collapse.analysis.discrete import check_truth
 
-        check_truth(truth, categories)
+            check_truth(truth, categories)
         _set(self, "categories", categories)
         _set(self, "n", check_int("n", self.n, 2))
         _set(self, "truth", truth)

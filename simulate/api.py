@@ -101,6 +101,8 @@ def check_call(command: str, problem: Problem, workflow: WorkflowLike = "all",
         check_real("alpha", alpha, low=0, high=1, high_open=True)
         check_real("theory_scale", theory_scale)
     setting.check_simulation(problem)
+    for rule in workflows:
+        setting.check_monte_carlo(problem, rule, iterations)
     stages = ("theory", "simulate") if command == "compare" else ("simulate",)
     _check_budget(setting, problem, workflows, stages, iterations, replicates, force)
 

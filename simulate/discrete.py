@@ -56,6 +56,7 @@ from scipy.special import entr
 
 from collapse.analysis.checks import check_int, check_seed
 from collapse.analysis.discrete import check_truth
+from collapse.analysis.errors import CollapseError
 from collapse.analysis.pooling import as_workflow
 from collapse.analysis.vocabulary import (
     COLLAPSED,
@@ -81,6 +82,7 @@ from collapse.simulate.streams import (
 __all__ = [
     "inverse_cdf_counts",
     "multivariate_hypergeometric",
+    "check_pool",
     "simulate_discrete",
     "urn_subset",
     "working_set",
@@ -310,6 +312,49 @@ def _chunk(config: _Config, part: list[Block], seed: int, out: dict[str, np.ndar
                 window = [counts[keep] for counts in window]
 
 
+#: numpy's hypergeometric sampler needs fewer good and fewer bad items than this.
+HYPERGEOMETRIC_LIMIT = 10**9
+
+
+def check_pool(workflow: Workflow | str, *, categories: int, n: int, iterations: int) -> None:
+    """Raise :class:`CollapseError` if a subset would be drawn from a pool too large for
+    numpy's hypergeometric sampler (``HYPERGEOMETRIC_LIMIT`` points).
+
+    Only subsets of more than ``2 K`` points use it (smaller ones are drawn point by
+    point, :func:`urn_subset`), and the pool of a rule that keeps every batch grows
+    with ``t``, so the limit is on ``n`` and ``iterations`` together.
+
+    Examples
+    --------
+    >>> check_pool("accumulate-subsample", categories=10, n=10**8, iterations=10)
+    Traceback (most recent call last):
+    ...
+    collapse.analysis.errors.CollapseError: iterations must be at most 9 with n = 100000000 for Monte Carlo of accumulate-subsample: ...
+    """
+    rule = as_workflow(workflow)
+    m = rule.subsample_size(n)
+    if m is None:
+        return
+    strata = rule.stratified_counts(n)
+    if all(draws <= 2 * categories for draws in ([m] if strata is None else strata)):
+        return
+    if rule.pool_size(n, iterations) < HYPERGEOMETRIC_LIMIT:
+        return
+    low, high = 1, iterations  # pool_size is nondecreasing in t: the last t that fits
+    while low < high:
+        middle = (low + high + 1) // 2
+        if rule.pool_size(n, middle) < HYPERGEOMETRIC_LIMIT:
+            low = middle
+        else:
+            high = middle - 1
+    head = (f"iterations must be at most {low} with n = {n}" if low >= 2 else
+            f"n must be below {HYPERGEOMETRIC_LIMIT // max(1, rule.pool_size(1, 2)):d}")
+    raise CollapseError(f"{head} for Monte Carlo of {rule.label}: its subsets are drawn by "
+                        f"numpy's hypergeometric sampler, which takes pools of fewer than "
+                        f"{HYPERGEOMETRIC_LIMIT:.0e} points (got iterations={iterations}); the "
+                        f"exact theory has no such limit")
+
+
 def _check(workflow, categories, n, truth, iterations, replicates, seed, chunk_size):
     categories = check_int("categories", categories, 2)
     n = check_int("n", n, 2)
@@ -320,6 +365,7 @@ def _check(workflow, categories, n, truth, iterations, replicates, seed, chunk_s
         chunk_size = check_int("chunk_size", chunk_size, 1)
     p0 = check_truth(truth, categories)
     workflow = as_workflow(workflow, n)
+    check_pool(workflow, categories=categories, n=n, iterations=iterations)
     config = _Config(workflow=workflow, categories=categories, n=n, p0=p0,
                      iterations=iterations)
     return config, replicates, seed, chunk_size

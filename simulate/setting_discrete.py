@@ -135,26 +135,18 @@ class DiscreteSetting(Setting):
         return (f"expected time to total collapse (Monte Carlo, every replicate collapsed): "
                 f"1 + sum_t (1 - mean collapsed_t) = {mean:.6g} +- {sem:.2g}",)
 
+    def check_monte_carlo(self, problem: Discrete, workflow: Workflow, iterations: int) -> None:
+        from collapse.simulate.discrete import check_pool
+
+        check_pool(workflow, categories=problem.categories, n=problem.n, iterations=iterations)
+
     def cost(self, problem: Discrete, workflow: Workflow, command: str, iterations: int,
              replicates: int):
         from collapse.simulate.budget import Cost, driver
 
         K, n, T, R = problem.categories, problem.n, iterations, replicates
         if command == "theory":
-            from collapse.analysis import discrete as exact
-
-            p0 = exact.check_truth(problem.truth, K)
-            levels = len(np.unique(p0))
-            seconds = 5e-5 * T * (1 + min(workflow.window or T, T) / 100)
-            if exact._dp_mode(workflow) is not None:
-                dp = exact._dp_cost(workflow, n, T) * levels
-                seconds += 3e-9 * dp if dp <= exact.DP_BUDGET else 0.0
-            alive = int((p0 > 0).sum())
-            if workflow.real == "none" and alive > 1:
-                chain = exact._partition_cost(n, alive)
-                if chain <= exact.PARTITION_BUDGET:
-                    seconds += 6e-7 * chain  # the chain is built for P(collapsed) and E T
-            return Cost(8.0 * 6 * T + 8.0 * 4 * K, seconds,
+            return Cost(8.0 * 6 * T + 8.0 * 5 * K, _theory_seconds(problem, workflow, T),
                         driver(iterations=T / 1000, categories=K / 1e5, n=n / 1e3))
         from collapse.simulate.discrete import working_set
 
@@ -175,6 +167,42 @@ class DiscreteSetting(Setting):
         # collapsed is an indicator (exact binomial test): no shape rule applies to it
         return {GINI_DIVERSITY: 0.0, ENTROPY: 0.0, SURVIVING_CATEGORIES: 1.0,
                 TV_DISTANCE: 0.0, COLLAPSED: None}
+
+
+#: Iterations whose dynamic-programme cost is summed exactly; later ones are extrapolated.
+_COSTED_ITERATIONS = 2000
+
+
+def _theory_seconds(problem: Discrete, workflow: Workflow, iterations: int) -> float:
+    """Estimated seconds of :func:`collapse.analysis.discrete.discrete_theory`, in time
+    ``O(min(iterations, 2000))`` and without making the truth vector (``K`` may be huge)."""
+    from collapse.analysis import discrete as exact
+
+    K, n, T = problem.categories, problem.n, iterations
+    if isinstance(problem.truth, str):
+        levels, alive = (1 if problem.truth == "uniform" else K), K
+    else:
+        p0 = np.asarray(problem.truth)
+        levels, alive = len(np.unique(p0)), int((p0 > 0).sum())
+    # the truth's diversity in 50 digits, and the 50-digit Gini recursion
+    seconds = 5e-6 * K + 5e-5 * T * (1 + (workflow.window or 0) / 50)
+    if exact._dp_mode(workflow) is not None:
+        shown = min(T, _COSTED_ITERATIONS)
+        dp = exact._dp_cost(workflow, n, shown)
+        if T > shown:
+            # the programme's per-iteration cost grows at most like t^2 (a pool of t n)
+            step = dp - exact._dp_cost(workflow, n, shown - 1)
+            dp += step * (T - shown) * (T / shown) ** 2
+        # discrete_theory prices the programme in a loop over every iteration first; then
+        # one chain per distinct probability, each iteration a few numpy calls
+        if dp * levels <= exact.DP_BUDGET:
+            seconds += 3e-9 * dp * levels + 7e-5 * levels * T
+        seconds += 5e-6 * T
+    if workflow.real == "none" and alive > 1:
+        chain = exact._partition_cost(n, alive) if alive <= n else exact.PARTITION_BUDGET + 1
+        if chain <= exact.PARTITION_BUDGET:
+            seconds += 6e-7 * chain  # the chain is built for P(collapsed) and for E T
+    return seconds
 
 
 register(DiscreteSetting())

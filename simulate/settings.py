@@ -111,6 +111,10 @@ class Setting:
         """Raise :class:`CollapseError` if ``problem`` is valid for theory but beyond
         what the Monte Carlo can resolve (default: nothing is)."""
 
+    def check_monte_carlo(self, problem: Problem, workflow: Workflow, iterations: int) -> None:
+        """Raise :class:`CollapseError` if the Monte Carlo cannot run ``workflow`` for
+        ``iterations`` on ``problem`` (default: it always can)."""
+
     def check(self, problem: Problem, workflow: Workflow) -> None:
         """Raise :class:`CollapseError` if ``workflow`` cannot run on ``problem``."""
         n = getattr(problem, "n", None)
