@@ -102,6 +102,10 @@ def test_cli_and_api_give_identical_csv(capsys, command, columns):
     (collapse.Gaussian(dim=6, n=4), ("auto", "stats", "points")),  # singular covariances
     (collapse.KDE(n=9, bandwidth=0.3), ("auto",)),
     (collapse.KDE(n=9, bandwidth="silverman", truth="moons", heldout=50), ("auto",)),
+    (collapse.Regression(dim=3, n=8), ("auto",)),
+    (collapse.Regression(dim=6, n=4, design_seed=1), ("auto",)),  # rank-deficient design
+    (collapse.Discrete(categories=4, n=6), ("auto",)),
+    (collapse.Discrete(truth=(0.7, 0.2, 0.1), n=30), ("auto",)),  # subsets by hypergeometric
 ])
 def test_first_iterations_do_not_depend_on_the_iteration_count(problem, engines):
     for workflow in ("replace", "accumulate", "accumulate-subsample"):
@@ -182,6 +186,9 @@ def test_untested_comparison_is_never_consistent():
     (lambda: collapse.theory(collapse.Gaussian(), workflow="sometimes"), "workflow"),
     (lambda: collapse.theory("gaussian"), "problem"),
     (lambda: collapse.compare(collapse.Gaussian(), replicates=1), "replicates"),
+    (lambda: collapse.Regression(sigma2=-1), "sigma2"),
+    (lambda: collapse.Discrete(truth=(0.2, 0.2)), "truth"),
+    (lambda: collapse.simulate(collapse.Discrete(), chunk_size=0), "chunk_size"),
 ])
 def test_bad_arguments_raise_the_one_error_naming_the_parameter(make, parameter):
     with pytest.raises(collapse.CollapseError) as info:
