@@ -181,6 +181,14 @@ def test_documented_commands_parse_with_the_real_parser():
     assert runs.check_command(["compare", "gaussian", "--workflow", "recycle"])
 
 
+def test_readme_commands_parse_and_cover_every_setting():
+    blocks = re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    commands = [argv for block in blocks for argv in runs.commands_in(block)
+                if argv and argv[0] in ("theory", "simulate", "compare", "value")]
+    assert {argv[1] for argv in commands} >= {"gaussian", "kde", "regression", "discrete"}
+    for argv in commands:
+        assert runs.check_command(argv) is None, argv
+
 def test_shell_loops_expand_into_every_command():
     snippet = "for d in 1 3; do\n  for n in 10 32 100; do\n    collapse theory gaussian --dim $d \\\n      --n ${n}\n  done\ndone\n"
     commands = runs.commands_in(snippet)
