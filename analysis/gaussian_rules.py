@@ -37,7 +37,7 @@ Given the pool, ``E[mu_hat_t | pool] - mu0 = alpha e_R + beta Z_t`` and
   ``b_t = kappa(m) ((m-1)/m) (N/(N-1)) p``;
 * a stratified subsample, ``m_r = round-half-up(lambda m)`` of the ``N_r = n`` real points
   and ``m_s = m - m_r`` of the ``N_s`` synthetic ones, each without replacement:
-  ``alpha = m_r/m``, ``beta = m_s/(m K_s)``, ``v_x = (N_x - m_x)/(m_x (N_x - 1))``::
+  ``alpha = m_r/m``, ``beta = m_s/(m K_s)``, ``v_x = (N_x - m_x)/(m_x (N_x - 1))``, and::
 
       a_t = E||alpha e_R + beta Z_t||^2 + (m_r/m)^2 v_r p_R + (m_s/m)^2 v_s p_S,
       b_t / kappa(m) = [c_r p_R + c_s p_S] / m

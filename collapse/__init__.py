@@ -15,6 +15,8 @@ The public API is what this module exports:
   :class:`TheoryResult`, :class:`SimulationResult`, :class:`ComparisonResult`;
 * :func:`value`, the value of synthetic data over a grid of student sizes, returning
   :class:`ValueResult`;
+* :func:`sweep`: a grid of those (or of language-model runs) as tasks on a Dask
+  cluster, each finished cell kept on disk, returning a :class:`SweepResult`;
 * :class:`CollapseError`, the one exception type (a ``ValueError``).
 
 ``collapse.simulate`` is both the Monte Carlo package and the function: calling it runs
@@ -58,6 +60,7 @@ from collapse.simulate.results import (
     TheoryResult,
     ValueResult,
 )
+from collapse.simulate.sweep import SweepResult, sweep
 from collapse.simulate.value import value
 
 
@@ -86,11 +89,13 @@ __all__ = [
     "Problem",
     "Regression",
     "SimulationResult",
+    "SweepResult",
     "TheoryResult",
     "ValueResult",
     "Workflow",
     "compare",
     "simulate",
+    "sweep",
     "theory",
     "value",
 ]

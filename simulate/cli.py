@@ -6,6 +6,8 @@
     collapse simulate SETTING [options]   Monte Carlo mean and standard error per iteration
     collapse compare  SETTING [options]   both, with a statistical verdict
     collapse value    SETTING [options]   the value of synthetic data over a grid of sizes
+    collapse sweep    GRID.toml --output DIR [--scheduler ADDRESS] [--workers N]
+                                          a grid of the above as tasks on a Dask cluster
     collapse lm ...                       the language-model loop
 
 Every command maps its options to a problem dataclass and calls
@@ -13,8 +15,9 @@ Every command maps its options to a problem dataclass and calls
 :func:`collapse.value`, so the same options and seed give the same numbers as the API.
 Exit status: 0 success (and ``compare``, or ``value --replicates``: consistent); 1 an
 inconsistency; 2 bad input (one line ``collapse: error: ...`` naming the option, no
-traceback); 3 no row could be tested; 130 interrupted (finished workflows are kept with
-``--checkpoint``).
+traceback); 3 no row could be tested; 4 ``sweep`` had cells that failed (the others are
+kept); 130 interrupted (finished workflows are kept with ``--checkpoint``, finished cells
+of a sweep always).
 ``collapse theory`` imports neither torch nor the Monte Carlo engines.
 """
 
@@ -46,7 +49,8 @@ _FLAGS = {"iterations": "--iterations", "replicates": "--replicates", "seed": "-
           "plot": "--plot", "checkpoint": "--checkpoint", "force": "--force",
           "generator_n": "--generator-n", "real_sizes": "--real-sizes",
           "synthetic_sizes": "--synthetic-sizes",
-          "real_sizes and synthetic_sizes": "--real-sizes and --synthetic-sizes"}
+          "real_sizes and synthetic_sizes": "--real-sizes and --synthetic-sizes",
+          "workers": "--workers", "retries": "--retries"}
 
 
 def _all_flags() -> dict[str, str]:
@@ -142,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
             add_setting_arguments(leaf, setting, command)
             leaf.set_defaults(func=_RUNNERS[command], setting_adapter=setting)
     _register_value(commands)
+    _register_sweep(commands)
     _register_lm(commands)
     return parser
 
@@ -198,6 +203,35 @@ def _register_value(commands: argparse._SubParsersAction) -> None:
                             help="draw the heat maps to PATH (.png, .pdf or .svg)")
         add_setting_arguments(leaf, setting, "value")
         leaf.set_defaults(func=run_value, setting_adapter=setting)
+
+
+def _register_sweep(commands: argparse._SubParsersAction) -> None:
+    text = ("a grid of theory, simulate, compare or lm commands, one task per cell, on a Dask "
+            "cluster; finished cells are kept, so a rerun computes only the missing ones")
+    sub = commands.add_parser(
+        "sweep", help="a grid of commands as tasks on a Dask cluster (resumable)",
+        description=text + ". Exit status: as compare over all cells (1 if any cell is "
+                           "inconsistent, 3 if one could test no row), 4 if a cell failed.")
+    sub.add_argument("grid", metavar="GRID.toml",
+                     help="the grid: command, setting, [fixed] options and [grid] lists, keys "
+                          "named as the command-line options without dashes (the "
+                          "sweeps folder holds the paper's grids)")
+    sub.add_argument("--output", required=True, metavar="DIR",
+                     help="the sweep directory: new, empty, or written by the same grid "
+                          "(resumed); DIR/results.csv holds every cell's rows")
+    sub.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                     help="a running Dask scheduler (tcp://host:8786 or a scheduler file), "
+                          "or 'synchronous' (this process, one cell after another); default: "
+                          "a local cluster on this machine")
+    sub.add_argument("--workers", type=integer, default=None, metavar="N",
+                     help="worker processes of the local cluster (default: the cores "
+                          "available)")
+    sub.add_argument("--retries", type=integer, default=2, metavar="K",
+                     help="retries of a cell whose task raised an error (default 2; a worker "
+                          "that dies has its cells rescheduled by Dask itself)")
+    sub.add_argument("--quiet", action="store_true",
+                     help="no progress bar (the final counts are still printed)")
+    sub.set_defaults(func=run_sweep)
 
 
 def _register_lm(commands: argparse._SubParsersAction) -> None:
@@ -263,6 +297,17 @@ def validate(argv: Sequence[str]) -> str | None:
             args = build_parser().parse_args(list(argv))
     except SystemExit as exc:
         return None if exc.code in (0, None) else (err.getvalue().strip() or f"exit {exc.code}")
+    if args.command == "sweep":
+        from collapse.analysis.checks import check_int
+        from collapse.simulate.sweep import check_scheduler, load_grid
+
+        try:
+            load_grid(args.grid)
+            check_scheduler(args.scheduler, args.workers)
+            check_int("retries", args.retries, 0)
+        except CollapseError as exc:
+            return f"{PROG}: error: {as_option(str(exc), _FLAGS)}"
+        return None
     if getattr(args, "setting_adapter", None) is None:
         return None  # lm subcommands check their own options when they run
     try:
@@ -303,11 +348,29 @@ def _plot(result, args: argparse.Namespace) -> None:
         print(f"{PROG}: wrote {args.plot}", file=sys.stderr)
 
 
-def run_theory(args: argparse.Namespace) -> int:
-    from collapse.simulate.api import theory
+def compute(args: argparse.Namespace, *, paths: bool = True):
+    """The result object of a parsed ``theory``, ``simulate`` or ``compare`` command.
 
-    problem = _checked_problem(args)
-    result = theory(problem, _workflows(args), args.iterations, force=args.force)
+    Every option is checked first (:class:`CollapseError` naming it); with ``paths``,
+    ``--output`` and ``--plot`` too.  Nothing is written: the runners below emit the
+    result, and ``collapse sweep`` stores it as one cell, so a cell's numbers are those
+    of the single command by construction.
+    """
+    from collapse.simulate import api
+
+    problem = _checked_problem(args, paths=paths)
+    if args.command == "theory":
+        return api.theory(problem, _workflows(args), args.iterations, force=args.force)
+    if args.command == "simulate":
+        return api.simulate(problem, _workflows(args), args.iterations, args.replicates,
+                            args.seed, **_simulation_options(args))
+    return api.compare(problem, _workflows(args), args.iterations, args.replicates, args.seed,
+                       alpha=args.alpha, theory_scale=args.theory_scale,
+                       **_simulation_options(args))
+
+
+def run_theory(args: argparse.Namespace) -> int:
+    result = compute(args)
     _emit(result, args)
     _plot(result, args)
     return 0
@@ -319,23 +382,14 @@ def _simulation_options(args: argparse.Namespace) -> dict:
 
 
 def run_simulate(args: argparse.Namespace) -> int:
-    from collapse.simulate.api import simulate
-
-    problem = _checked_problem(args)
-    result = simulate(problem, _workflows(args), args.iterations, args.replicates, args.seed,
-                      **_simulation_options(args))
+    result = compute(args)
     _emit(result, args)
     _plot(result, args)
     return 0
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from collapse.simulate.api import compare
-
-    problem = _checked_problem(args)
-    result = compare(problem, _workflows(args), args.iterations, args.replicates, args.seed,
-                     alpha=args.alpha, theory_scale=args.theory_scale,
-                     **_simulation_options(args))
+    result = compute(args)
     summary = result.summary()
     if args.format == "table" and args.output is None:
         sys.stdout.write(summary)
@@ -362,6 +416,25 @@ def run_value(args: argparse.Namespace) -> int:
         if result.verdict is not None:
             print(f"{PROG}: verdict: {result.verdict}", file=sys.stderr)
     _plot(result, args)
+    return result.exit_status
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    import signal
+
+    from collapse.simulate.sweep import sweep
+
+    def interrupted(signum, frame):
+        raise KeyboardInterrupt
+
+    # SIGTERM (a batch system's stop) ends the sweep like Ctrl-C: the local cluster's
+    # workers are shut down instead of being left to notice their scheduler is gone.
+    previous = signal.signal(signal.SIGTERM, interrupted)
+    try:
+        result = sweep(args.grid, args.output, scheduler=args.scheduler, workers=args.workers,
+                       retries=args.retries, progress=not args.quiet)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return result.exit_status
 
 

@@ -23,7 +23,8 @@ its real data consumes the same ``PROCESS`` numbers.  So:
   are bit-for-bit identical whatever the chunk size or thread count, because no slice
   of a batched operation depends on the others.
 
-Chunks run in one worker thread per core (at most :data:`MAX_THREADS`), with BLAS
+Chunks run in one worker thread per core (at most :data:`MAX_THREADS`, and at most the
+limit of :func:`thread_limit` where one is set, as a sweep's tasks do), with BLAS
 limited to one thread while they do: the engines issue many small matrix products,
 which a multi-threaded BLAS on a small shared machine slows down several-fold.
 
@@ -35,14 +36,19 @@ Examples
 [[0, 1], [2]]
 >>> float(generator(0, REAL, 3).random()) == float(generator(0, REAL, 3).random())
 True
+>>> with thread_limit(1):
+...     thread_count()
+1
 """
 
 from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -111,13 +117,34 @@ def chunks(all_blocks: Sequence[Block], chunk_replicates: int) -> list[list[Bloc
     return [list(all_blocks[i:i + per_chunk]) for i in range(0, len(all_blocks), per_chunk)]
 
 
+#: The limit set by :func:`thread_limit` in this context (None: no limit).
+_LIMIT: ContextVar[int | None] = ContextVar("collapse_thread_limit", default=None)
+
+
+@contextmanager
+def thread_limit(threads: int) -> Iterator[None]:
+    """At most ``threads`` worker threads for the engines called in this context.
+
+    A sweep runs each cell with one (its parallelism is across cells, one per core).
+    Results do not depend on it.  A context variable, so it holds for the calling
+    thread only and never leaks into other tasks of the same process.
+    """
+    token = _LIMIT.set(max(1, int(threads)))
+    try:
+        yield
+    finally:
+        _LIMIT.reset(token)
+
+
 def thread_count() -> int:
-    """Worker threads: one per available core, at most :data:`MAX_THREADS`."""
+    """Worker threads: one per available core, at most :data:`MAX_THREADS` and the
+    :func:`thread_limit` of this context."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not available on every platform
         cores = os.cpu_count() or 1
-    return max(1, min(MAX_THREADS, cores))
+    limit = _LIMIT.get()
+    return max(1, min(MAX_THREADS, cores, limit if limit is not None else cores))
 
 
 def run_chunks(work: Callable[[list[Block]], None], parts: Sequence[list[Block]],

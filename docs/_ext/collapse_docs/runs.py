@@ -211,7 +211,14 @@ def commands_in(snippet: str) -> list[list[str]]:
 
 
 def check_command(argv: Sequence[str]) -> str | None:
-    """``None`` if ``collapse argv`` would be accepted, else its error message."""
+    """``None`` if ``collapse argv`` would be accepted, else its error message.
+
+    A documented ``collapse sweep GRID.toml`` names a grid of the repository
+    (``sweeps/*.toml``) from its root; it is read from there, wherever the check runs.
+    """
     from collapse.simulate.cli import validate
 
-    return validate(list(argv))
+    argv = list(argv)
+    if len(argv) >= 2 and argv[0] == "sweep" and not os.path.isabs(argv[1]):
+        argv[1] = str(ROOT / argv[1])
+    return validate(argv)
