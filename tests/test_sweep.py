@@ -112,7 +112,7 @@ def assert_cells_equal_single_commands(capsys, tmp_path: Path, grid: sw.Grid, re
 BAD_GRIDS = [
     ("unknown key", GAUSSIAN12.replace("seed = 3", "sede = 3"), "fixed.sede: unknown key"),
     ("unknown setting", GAUSSIAN12.replace('"gaussian"', '"gauss"'),
-     "setting must be one of gaussian, kde"),
+     "setting must be one of discrete, gaussian, kde, regression"),
     ("empty grid", GAUSSIAN12.split("[grid]")[0] + "[grid]\n", "grid: the grid is empty"),
     ("no grid", GAUSSIAN12.split("[grid]")[0], "grid: the grid is empty"),
     ("empty list", GAUSSIAN12.replace("dim = [1, 10]", "dim = []"),
