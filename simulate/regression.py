@@ -256,14 +256,61 @@ def _fit_coordinates(svd: _Svd, counts: np.ndarray, label_sums: np.ndarray) -> n
     inner = np.matmul(u.transpose(0, 2, 1), u * counts[:, :, None])
     gram = inner * s[:, :, None] * s[:, None, :]
     rhs = s * np.einsum("rnq,rn->rq", u, label_sums)
-    values, vectors = np.linalg.eigh(gram)
-    top = values[:, -1:]
     size = max(int(counts.sum(axis=1).max()), svd.vt.shape[2])
-    kept = values > np.maximum(top, 0.0) * size * _EPS
-    inverse = np.where(kept, 1.0 / np.where(kept, values, 1.0), 0.0)
-    coords = np.einsum("rqk,rk->rq", vectors,
-                       np.einsum("rqk,rq->rk", vectors, rhs) * inverse)
+    coords = np.empty_like(rhs)
+    # Where no eigenvalue can fall under the cutoff the pseudo-inverse is the inverse,
+    # several times cheaper than the eigendecomposition; the test is per replicate.
+    easy, inverse = _well_conditioned(gram, s, counts, size)
+    if easy.size:
+        coords[easy] = np.einsum("rqk,rk->rq", inverse, rhs[easy])
+    hard = np.setdiff1d(np.arange(gram.shape[0]), easy)
+    if hard.size:
+        values, vectors = np.linalg.eigh(gram[hard])
+        top = values[:, -1:]
+        kept = values > np.maximum(top, 0.0) * size * _EPS
+        inverse = np.where(kept, 1.0 / np.where(kept, values, 1.0), 0.0)
+        coords[hard] = np.einsum("rqk,rk->rq", vectors,
+                                 np.einsum("rqk,rq->rk", vectors, rhs[hard]) * inverse)
     return np.einsum("rqd,rq->rd", svd.vt, coords)
+
+
+def _inverses(gram: np.ndarray) -> np.ndarray:
+    """``numpy.linalg.inv`` of each matrix (one at a time where the batch has a singular
+    one, so that no replicate's numbers depend on the others of its chunk)."""
+    try:
+        return np.linalg.inv(gram)
+    except np.linalg.LinAlgError:
+        out = np.empty_like(gram)
+        for r in range(gram.shape[0]):
+            try:
+                out[r] = np.linalg.inv(gram[r])
+            except np.linalg.LinAlgError:
+                out[r] = np.linalg.pinv(gram[r], hermitian=True)
+        return out
+
+
+def _well_conditioned(gram: np.ndarray, s: np.ndarray, counts: np.ndarray,
+                      size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Replicates whose ``gram`` keeps every eigenvalue above the pseudo-inverse cutoff,
+    and their inverses.
+
+    Candidates have every singular value of the design kept and at least ``q`` distinct
+    rows chosen (full rank in exact arithmetic).  For a symmetric positive definite
+    ``A``, ``lambda_max / lambda_min <= ||A||_1 ||A^-1||_1``; a 1-norm condition number
+    below ``1 / (16 size eps)`` keeps the smallest eigenvalue 16 times above the cutoff
+    ``size eps lambda_max``, beyond the rounding of either route.
+    """
+    q = gram.shape[1]
+    candidates = np.flatnonzero((s[:, -1] > 0) & (np.count_nonzero(counts, axis=1) >= q))
+    if not candidates.size:
+        return candidates, gram[:0]
+    chosen = gram[candidates]
+    inverse = _inverses(chosen)
+    norm = np.abs(chosen).sum(axis=1).max(axis=1)
+    with np.errstate(invalid="ignore", over="ignore"):
+        norm_inverse = np.abs(inverse).sum(axis=1).max(axis=1)
+        fine = np.isfinite(norm_inverse) & (norm * norm_inverse < 1.0 / (16 * size * _EPS))
+    return candidates[fine], inverse[fine]
 
 
 def _smallest(keys: np.ndarray, count: int) -> np.ndarray:
