@@ -185,6 +185,31 @@ def gini_ratios(workflow: Workflow, n: int, iterations: int, *, one: Any = Fract
     return [one - d for d in second]
 
 
+def _precise_gini_ratios(workflow: Workflow, n: int, iterations: int) -> list[Any]:
+    """:func:`gini_ratios` with every ratio correct to at least 30 significant digits.
+
+    ``E H_t / H0 = 1 - D_t`` with ``D_t -> 1`` under replace: 50 digits keep only
+    ``50 + log10(1 - D_t)`` of them (none left for ``(1 - 1/10)^1000 ~ 1e-46``), so the
+    programme is rerun with enough digits for the smallest ratio it found, up to
+    :data:`_GINI_DIGITS`: ratios below ``1e-360`` are 0 in float64 whatever their digits
+    (and come out as 0 or a rounding error of either sign, which the caller clamps).
+    """
+    dps = 50
+    while True:
+        context = mpmath.MPContext()
+        context.dps = dps
+        ratios = gini_ratios(workflow, n, iterations, one=context.mpf(1))
+        smallest = min((abs(r) for r in ratios if r != 0), default=context.mpf(1))
+        lost = max(0, -int(context.floor(context.log10(smallest))))
+        if dps - lost >= 30 or dps >= _GINI_DIGITS:
+            return ratios
+        dps = min(lost + 40, _GINI_DIGITS)
+
+
+#: Most digits of the Gini recursion (float64 holds nothing below about 1e-324).
+_GINI_DIGITS = 400
+
+
 # --------------------------------------------------------------------------- one category
 
 
@@ -478,10 +503,25 @@ def _partition_counts(total: int, most: int) -> list[int]:
 
 
 def _partition_cost(n: int, alive: int) -> int:
-    """Compositions enumerated to build the partition chain (initial law and every row)."""
-    counts = _partition_counts(n, alive)
+    """Compositions enumerated to build the partition chain (initial law and every row).
+
+    Exact up to :data:`PARTITION_BUDGET`; beyond it a lower bound that already exceeds
+    the budget, found in ``O(alive)`` steps (counting the partitions exactly takes
+    ``O(n alive)``, which for ``n = 1e15`` would never end).
+    """
     cost = math.comb(n + alive - 1, alive - 1)
-    for j in range(1, alive + 1):
+    # p(n, j) >= C(n - 1, j - 1) / j!: every partition into j parts orders into at most
+    # j! compositions into j positive parts
+    bound = cost
+    for j in range(1, min(alive, n) + 1):
+        if bound > PARTITION_BUDGET:
+            return bound
+        bound += math.comb(n + j - 1, j - 1) * math.comb(n - 1, j - 1) // math.factorial(j)
+    if bound > PARTITION_BUDGET:
+        return bound
+    most = min(alive, n)  # partitions of n have at most n parts
+    counts = _partition_counts(n, most)
+    for j in range(1, most + 1):
         cost += math.comb(n + j - 1, j - 1) * counts[j]
     return cost
 
@@ -648,9 +688,9 @@ def discrete_theory(workflow: Workflow | str, *, categories: int, n: int, truth:
     workflow = as_workflow(workflow, n)
     notes: list[str] = []
     h0 = _gini0(p0)
-    ratios = gini_ratios(workflow, n, iterations, one=_MP.mpf(1))
+    ratios = _precise_gini_ratios(workflow, n, iterations)
     values: dict[str, tuple[float, ...]] = {
-        GINI_DIVERSITY: tuple(float(h0 * r) for r in ratios)}
+        GINI_DIVERSITY: tuple(max(0.0, float(h0 * r)) for r in ratios)}
 
     extremes = None
     mode = _dp_mode(workflow)

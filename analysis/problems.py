@@ -14,6 +14,10 @@ Examples
 Gaussian(dim=10, n=100, sigma2=1.0, covariance='mle')
 >>> KDE(truth="blobs", n=100, bandwidth=0.5).dim
 2
+>>> Regression(dim=10, n=100)
+Regression(dim=10, n=100, sigma2=1.0, design_seed=None)
+>>> Discrete(truth=(0.5, 0.3, 0.2)).categories
+3
 >>> Gaussian(n=1)
 Traceback (most recent call last):
 ...
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -32,11 +37,15 @@ from collapse.analysis.errors import CollapseError
 from collapse.analysis.vocabulary import (
     BANDWIDTH_RULES,
     COVARIANCE_ESTIMATORS,
+    DISCRETE,
+    DISCRETE_TRUTHS,
     FIXED_DIMS,
     GAUSSIAN,
     GAUSSIAN_TRUTH,
     MLE,
+    REGRESSION,
     TRUTHS,
+    UNIFORM,
 )
 from collapse.analysis.vocabulary import (
     KDE as KDE_SETTING,
@@ -221,3 +230,127 @@ class KDE(Problem):
     def fixed_bandwidth(self) -> bool:
         """Whether ``h`` is a number (exact theory possible) rather than a rule."""
         return not isinstance(self.bandwidth, str)
+
+
+@dataclass(frozen=True)
+class Regression(Problem):
+    """Iterated ordinary least squares on one fixed design (the paper's linear regression).
+
+    A design ``X`` (``n`` rows, ``dim`` columns, iid ``N(0, 1)`` entries) is drawn once and
+    reused by every model; the true weights are ``w ~ N(0, I_dim)``; the real labels are
+    ``X w + N(0, sigma2 I_n)``.  Model ``t`` is the least-squares fit (pseudo-inverse) on
+    its training set, and the labels it produces are ``X w_hat_t + N(0, sigma2 I_n)`` on
+    the same design.  The metric ``test_mse`` is ``||w_hat_t - w||^2``, the excess test
+    error on fresh isotropic inputs against noiseless labels.
+
+    Parameters
+    ----------
+    dim : int
+        Columns ``d >= 1`` of the design.
+    n : int
+        Rows of the design (labels per batch), ``>= 2``.  Where ``n <= dim + 1`` the exact
+        expectation averaged over designs is infinite (``|n - dim| <= 1``) or includes
+        the bias ``dim - n`` of the pseudo-inverse (``n <= dim - 2``); the Monte Carlo
+        runs either way.
+    sigma2 : float
+        Label-noise variance, in squared label units (``1e-100 .. 1e100``).
+    design_seed : int, optional
+        ``None`` (default): every replicate draws its own design, and the theory is
+        averaged over designs.  An integer ``>= 0``: one design, drawn from this seed
+        and shared by every replicate; the theory is then conditional on it.
+
+    Examples
+    --------
+    >>> Regression(dim=3, n=20, sigma2=0.5).describe()
+    'regression: dim=3, n=20, sigma2=0.5, design_seed=None'
+    >>> Regression(sigma2=-1)
+    Traceback (most recent call last):
+    ...
+    collapse.analysis.errors.CollapseError: sigma2 must be a finite number > 0 (got -1.0)
+    """
+
+    setting: ClassVar[str] = REGRESSION
+    dim: int = 1
+    n: int = 100
+    sigma2: float = 1.0
+    design_seed: int | None = None
+
+    def __post_init__(self) -> None:
+        _set(self, "dim", check_int("dim", self.dim, 1))
+        _set(self, "n", check_int("n", self.n, 2))
+        _set(self, "sigma2", _scale("sigma2", self.sigma2))
+        if self.design_seed is not None:
+            _set(self, "design_seed", check_int("design_seed", self.design_seed, 0))
+
+
+def _truth_error(truth: object) -> CollapseError:
+    return CollapseError(f"truth must be one of {', '.join(DISCRETE_TRUTHS)} or a probability "
+                         f"vector such as 0.5,0.3,0.2 (got {truth!r})")
+
+
+@dataclass(frozen=True)
+class Discrete(Problem):
+    """Iterated fitting of a discrete distribution by its empirical frequencies.
+
+    Model ``t`` is the vector of category frequencies of its training set (the
+    maximum-likelihood estimate), and ``n`` points are drawn from every model.  A
+    category that reaches frequency zero never returns.
+
+    Parameters
+    ----------
+    categories : int, optional
+        ``K >= 2``.  Default 10 for a named truth; for a probability vector, its length
+        (give it or leave it out).
+    n : int
+        Real points, and points drawn from every model (``>= 2``).
+    truth : str or sequence of float
+        ``"uniform"`` (``p_i = 1/K``), ``"zipf"`` (``p_i`` proportional to ``1/i``), or
+        the probabilities themselves: finite, non-negative, ``K`` of them, summing to one
+        within ``1e-9``.  Kept as a tuple of floats.
+
+    Examples
+    --------
+    >>> Discrete()
+    Discrete(categories=10, n=10, truth='uniform')
+    >>> Discrete(truth=[0.7, 0.2, 0.1], n=5).truth
+    (0.7, 0.2, 0.1)
+    >>> Discrete(truth=(0.5, 0.6))
+    Traceback (most recent call last):
+    ...
+    collapse.analysis.errors.CollapseError: truth must sum to one within 1e-9 (sums to 1.1)
+    """
+
+    setting: ClassVar[str] = DISCRETE
+    categories: int | None = None
+    n: int = 10
+    truth: str | tuple[float, ...] = UNIFORM
+
+    def __post_init__(self) -> None:
+        truth = self.truth
+        if isinstance(truth, str):
+            if truth not in DISCRETE_TRUTHS:
+                raise _truth_error(truth)
+            implied = 10
+        else:
+            try:
+                values = tuple(truth)  # type: ignore[arg-type]
+            except TypeError:
+                raise _truth_error(truth) from None
+            if not all(isinstance(v, numbers.Real) and not isinstance(v, bool)
+                       for v in values):
+                raise _truth_error(truth)
+            truth = tuple(float(v) for v in values)
+            implied = len(truth)
+            if implied < 2:
+                raise CollapseError(f"truth must give at least 2 probabilities (got {implied})")
+        categories = implied if self.categories is None else self.categories
+        categories = check_int("categories", categories, 2)
+        if not isinstance(truth, str):
+            # the one check of a truth vector (length, finite, non-negative, sums to one);
+            # a named truth is made only where it is used (K may be too large to hold)
+            from collapse.analysis.discrete import check_truth
+
+            check_truth(truth, categories)
+        _set(self, "categories", categories)
+        _set(self, "n", check_int("n", self.n, 2))
+        _set(self, "truth", truth)

@@ -8,7 +8,7 @@ exact and by vectorised Monte Carlo elsewhere.
 
 The public API is what this module exports:
 
-* problems: :class:`Gaussian`, :class:`KDE`;
+* problems: :class:`Gaussian`, :class:`KDE`, :class:`Regression`, :class:`Discrete`;
 * workflows: :class:`Workflow` (presets ``replace``, ``accumulate``,
   ``accumulate-subsample``, ``fresh``, or any rule);
 * :func:`theory`, :func:`simulate`, :func:`compare`, returning
@@ -37,6 +37,12 @@ Examples
 ...                       synthetic_sizes=[0, 1000])
 >>> grid.exact_crossover()
 50.5
+>>> th = collapse.theory(collapse.Regression(dim=10, n=100), "replace", iterations=10)
+>>> round(th.values["replace"]["test_mse"][-1], 4)  # t sigma2 d / (n - d - 1)
+1.1236
+>>> collapse.theory(collapse.Discrete(categories=10, n=10), "replace",
+...                 iterations=2).values["replace"]["gini_diversity"]
+(0.8099999999999999, 0.729)
 """
 
 import inspect as _inspect
@@ -44,7 +50,7 @@ import sys as _sys
 import types as _types
 
 from collapse.analysis.errors import CollapseError
-from collapse.analysis.problems import KDE, Gaussian, Problem
+from collapse.analysis.problems import KDE, Discrete, Gaussian, Problem, Regression
 from collapse.analysis.workflows import Workflow
 from collapse.simulate import api as _api
 from collapse.simulate.api import compare, theory
@@ -77,9 +83,11 @@ simulate.__signature__ = _inspect.signature(_api.simulate)
 __all__ = [
     "CollapseError",
     "ComparisonResult",
+    "Discrete",
     "Gaussian",
     "KDE",
     "Problem",
+    "Regression",
     "SimulationResult",
     "SweepResult",
     "TheoryResult",

@@ -101,6 +101,8 @@ def check_call(command: str, problem: Problem, workflow: WorkflowLike = "all",
         check_real("alpha", alpha, low=0, high=1, high_open=True)
         check_real("theory_scale", theory_scale)
     setting.check_simulation(problem)
+    for rule in workflows:
+        setting.check_monte_carlo(problem, rule, iterations)
     stages = ("theory", "simulate") if command == "compare" else ("simulate",)
     _check_budget(setting, problem, workflows, stages, iterations, replicates, force)
 
@@ -229,6 +231,7 @@ def simulate(problem: Problem, workflow: WorkflowLike = "all", iterations: int =
 
         store = Checkpoint(checkpoint)
     samples: dict[str, dict] = {}
+    notes: list[str] = []
     for rule in workflows:
         key = _checkpoint_key(setting, problem, rule, iterations, replicates, seed, engine)
         found = store.load(key, None, replicates=replicates, iterations=iterations) \
@@ -240,8 +243,13 @@ def simulate(problem: Problem, workflow: WorkflowLike = "all", iterations: int =
             if store is not None:
                 store.save(key, found)
         samples[rule.label] = {m: found[m] for m in setting.metrics if m in found}
+        for note in setting.simulation_notes(problem, rule, samples[rule.label]):
+            text = f"{rule.label}: {note}"
+            if text not in notes:
+                notes.append(text)
     return SimulationResult(problem=problem, workflows=workflows, iterations=iterations,
-                            replicates=replicates, seed=seed, samples=samples, engine=engine)
+                            replicates=replicates, seed=seed, samples=samples, engine=engine,
+                            notes=tuple(notes))
 
 
 def compare(problem: Problem, workflow: WorkflowLike = "all", iterations: int = ITERATIONS,
@@ -292,6 +300,6 @@ def compare(problem: Problem, workflow: WorkflowLike = "all", iterations: int = 
                           force=force)
     setting = setting_for(problem)
     statistics = stats.compare(setting.name, expectations.values, simulation.samples,
-                               alpha=alpha, lower_bounds=setting.lower_bounds(problem))
+                               alpha=alpha, **setting.compare_options(problem))
     return ComparisonResult(theory=expectations, simulation=simulation, alpha=alpha,
                             statistics=statistics)

@@ -127,21 +127,20 @@ def calibrate(problem: Problem, workflows: WorkflowLike, *, iterations: int,
     exact = api.theory(problem, workflows, iterations, scale=theory_scale, force=True)
     wrong = {e: {w: {m: tuple(v * (1.0 + e) for v in values) for m, values in per.items()}
                  for w, per in exact.values.items()} for e in errors}
-    bounds = setting.lower_bounds(problem)
+    options = setting.compare_options(problem)
     alarms = tested = 0
     rejections = {e: 0 for e in errors}
     seeds = list(seeds)
     for seed in seeds:
         samples = api.simulate(problem, exact.workflows, iterations, replicates, seed,
                                force=True).samples
-        result = compare(setting.name, exact.values, samples, alpha=alpha, lower_bounds=bounds,
-                         min_replicates=min_replicates)
+        result = compare(setting.name, exact.values, samples, alpha=alpha,
+                         min_replicates=min_replicates, **options)
         alarms += not result.consistent
         tested += sum(s == "tested" for s in result.status)
         for e in errors:
             rejections[e] += not compare(setting.name, wrong[e], samples, alpha=alpha,
-                                         lower_bounds=bounds,
-                                         min_replicates=min_replicates).consistent
+                                         min_replicates=min_replicates, **options).consistent
     fa = FalseAlarmResult(setting.name, problem.describe(), len(seeds), alarms, alpha)
     return CalibrationResult(fa, replicates, iterations, rejections, tested / len(seeds))
 

@@ -71,15 +71,17 @@ class CollapseParser(argparse.ArgumentParser):
         self.exit(2, f"{PROG}: error: {message}\n")
 
 
-def _add_common(parser: argparse.ArgumentParser, command: str) -> None:
+def _add_common(parser: argparse.ArgumentParser, command: str, n_default: int = 100) -> None:
     common = parser.add_argument_group("common options")
     common.add_argument("--workflow", dest="workflows", action="append", metavar="WORKFLOW",
                         help="a preset (" + ", ".join(WORKFLOWS) + ", fresh), a comma-separated "
                              "list of presets, 'all' (the paper's three; the default), or a "
                              "spec such as real=original,synthetic=window:3; repeat to "
                              "compare several rules")
-    common.add_argument("--n", type=integer, default=100,
-                        help="samples drawn from every model, and real samples (default 100)")
+    # None: the problem's own default applies (it differs between settings)
+    common.add_argument("--n", type=integer, default=None,
+                        help=f"samples drawn from every model, and real samples (default "
+                             f"{n_default})")
     common.add_argument("--iterations", type=integer, default=100,
                         help="model-fitting iterations; iteration 1 is fitted on real data "
                              "(default 100)")
@@ -140,13 +142,22 @@ def build_parser() -> argparse.ArgumentParser:
                                    parser_class=CollapseParser)
         for name, setting in settings().items():
             leaf = kinds.add_parser(name, help=setting.help, description=f"{text}: {setting.help}")
-            _add_common(leaf, command)
+            _add_common(leaf, command, _field_default(setting.problem_type, "n"))
             add_setting_arguments(leaf, setting, command)
             leaf.set_defaults(func=_RUNNERS[command], setting_adapter=setting)
     _register_value(commands)
     _register_sweep(commands)
     _register_lm(commands)
     return parser
+
+
+def _field_default(problem_type: type, name: str):
+    import dataclasses
+
+    for f in dataclasses.fields(problem_type):
+        if f.name == name:
+            return f.default
+    return None
 
 
 #: The settings with a value-of-synthetic-data grid.

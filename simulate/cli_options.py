@@ -18,7 +18,12 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from collapse.analysis.errors import CollapseError
-from collapse.analysis.vocabulary import BANDWIDTH_RULES, COVARIANCE_ESTIMATORS, TRUTHS
+from collapse.analysis.vocabulary import (
+    BANDWIDTH_RULES,
+    COVARIANCE_ESTIMATORS,
+    DISCRETE_TRUTHS,
+    TRUTHS,
+)
 
 COMMANDS = ("theory", "simulate", "compare", "value")
 
@@ -77,6 +82,26 @@ def number_or(*names: str) -> Callable[[str], float | str]:
     return parse
 
 
+def name_or_probabilities(*names: str) -> Callable[[str], str | tuple[float, ...]]:
+    """``type=`` for one of ``names`` or a comma-separated list of numbers (``0.5,0.3,0.2``);
+    whether the numbers are probabilities is checked by the problem."""
+    def parse(text: str) -> str | tuple[float, ...]:
+        if text in names:
+            return text
+        parts = [part.strip() for part in text.split(",")]
+        try:
+            if not all(parts):
+                raise argparse.ArgumentTypeError
+            return tuple(number(part) for part in parts)
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(
+                f"must be one of {', '.join(names)} or comma-separated probabilities such "
+                f"as 0.5,0.3,0.2 (got {text!r})") from None
+
+    parse.__name__ = f"{'/'.join(names)} or probabilities"
+    return parse
+
+
 @dataclass(frozen=True)
 class Option:
     """One setting option: ``--flag`` fills problem field ``field``."""
@@ -88,6 +113,7 @@ class Option:
     choices: tuple[str, ...] | None = None
     commands: tuple[str, ...] = COMMANDS
     metavar: str | None = None
+    default_text: str | None = None  #: shown as the default where the field's is None
 
 
 OPTIONS: dict[str, tuple[Option, ...]] = {
@@ -112,6 +138,21 @@ OPTIONS: dict[str, tuple[Option, ...]] = {
                "held-out real points for test_nll (as in the paper)",
                commands=("simulate", "compare", "value")),
     ),
+    "regression": (
+        Option("--dim", "dim", integer, "columns d of the design"),
+        Option("--sigma2", "sigma2", number, "label-noise variance"),
+        Option("--design-seed", "design_seed", integer,
+               "one design from this seed, shared by every replicate (theory conditional on "
+               "it); without it every replicate draws its own and theory averages over "
+               "designs", metavar="SEED", default_text="none"),
+    ),
+    "discrete": (
+        Option("--categories", "categories", integer, "number of categories K",
+               metavar="K", default_text="10, or the length of a --truth vector"),
+        Option("--truth", "truth", name_or_probabilities(*DISCRETE_TRUTHS),
+               "true distribution: uniform, zipf (p_i proportional to 1/i), or "
+               "comma-separated probabilities such as 0.5,0.3,0.2", metavar="TRUTH"),
+    ),
 }
 
 
@@ -134,7 +175,7 @@ def add_setting_arguments(parser: argparse.ArgumentParser, setting, command: str
         if command not in option.commands:
             continue
         default = _default(setting.problem_type, option.field)
-        shown = "per truth" if default is None else default
+        shown = option.default_text or ("per truth" if default is None else default)
         group.add_argument(option.flag, dest=f"p_{option.field}", type=option.type,
                            choices=option.choices, default=None, metavar=option.metavar,
                            help=f"{option.help} (default {shown})")
@@ -229,4 +270,8 @@ def _implied(problem, name: str, defaults: dict[str, Any]) -> Any:
 def _text(value: Any) -> str:
     if isinstance(value, (list, tuple, range)):
         return ",".join(_text(v) for v in value)
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    if isinstance(value, float):
+        # the short form where it reads back as the same number, else every digit
+        short = f"{value:g}"
+        return short if float(short) == value else repr(value)
+    return str(value)

@@ -56,6 +56,7 @@ from scipy.special import entr
 
 from collapse.analysis.checks import check_int, check_seed
 from collapse.analysis.discrete import check_truth
+from collapse.analysis.errors import CollapseError
 from collapse.analysis.pooling import as_workflow
 from collapse.analysis.vocabulary import (
     COLLAPSED,
@@ -81,8 +82,10 @@ from collapse.simulate.streams import (
 __all__ = [
     "inverse_cdf_counts",
     "multivariate_hypergeometric",
+    "check_pool",
     "simulate_discrete",
     "urn_subset",
+    "working_set",
 ]
 
 
@@ -221,10 +224,23 @@ def _per_block(rngs: list[np.random.Generator], live: _Live, draw) -> np.ndarray
 
 
 class _Metrics:
-    """The five metric arrays ``(replicates, iterations)``, filled model by model."""
+    """The five metric arrays ``(replicates, iterations)``, filled model by model.
 
-    def __init__(self, out: dict[str, np.ndarray], start: int, p0: np.ndarray) -> None:
-        self.out, self.start, self.p0 = out, start, p0
+    Values go first into a tile of :data:`TILE` iterations laid out ``(iteration,
+    row)`` and reach the output one tile at a time: writing one column of a
+    ``(replicates, iterations)`` array per iteration touches a memory page per
+    replicate, which for long runs (``10^4`` iterations) cost more than the sampling.
+    The numbers are the same either way.
+    """
+
+    TILE = 64
+
+    def __init__(self, out: dict[str, np.ndarray], start: int, p0: np.ndarray,
+                 rows: int, iterations: int) -> None:
+        self.out, self.start, self.p0, self.iterations = out, start, p0, iterations
+        self.tile = {name: np.empty((self.TILE, rows)) for name in DISCRETE_METRICS}
+        self.first = 1  # the tile's first iteration
+        self.members = np.arange(rows)  # rows live at that iteration
 
     def values(self, counts: np.ndarray, size: int | np.ndarray) -> dict[str, np.ndarray]:
         f = counts / (size if np.ndim(size) == 0 else np.asarray(size)[:, None])
@@ -238,17 +254,33 @@ class _Metrics:
         }
 
     def put(self, t: int, rows: np.ndarray, counts: np.ndarray, size: int) -> None:
+        if t == self.first + self.TILE:
+            self.flush()
+            self.first, self.members = t, rows
         for name, value in self.values(counts, size).items():
-            self.out[name][self.start + rows, t - 1] = value
+            self.tile[name][t - self.first, rows] = value
+
+    def flush(self) -> None:
+        """Write the tile's iterations ``first .. min(first + TILE - 1, T)`` out."""
+        width = min(self.TILE, self.iterations - self.first + 1)
+        columns = slice(self.first - 1, self.first - 1 + width)
+        for name, tile in self.tile.items():
+            # a contiguous copy first: assigning the transposed view is ten times slower
+            block = np.ascontiguousarray(tile[:width, self.members].T)
+            self.out[name][self.start + self.members, columns] = block
 
     def absorbed(self, start: int, rows: np.ndarray, pool: np.ndarray) -> None:
         """Models ``start..T`` all equal the one category left in each ``pool`` row.
 
         Their values come from the same arithmetic as :meth:`put` (the frequency of the
-        survivor is exactly 1), so filling them in changes no bit.
+        survivor is exactly 1), so filling them in changes no bit: into the tile for its
+        remaining iterations, straight into the output after it.
         """
+        beyond = self.first + self.TILE  # the first iteration after the tile
         for name, value in self.values(pool, pool.sum(axis=1)).items():
-            self.out[name][self.start + rows, start - 1:] = value[:, None]
+            if start < beyond:
+                self.tile[name][start - self.first:, rows] = value
+            self.out[name][self.start + rows, max(start, beyond) - 1:] = value[:, None]
 
 
 def _chunk(config: _Config, part: list[Block], seed: int, out: dict[str, np.ndarray],
@@ -256,8 +288,8 @@ def _chunk(config: _Config, part: list[Block], seed: int, out: dict[str, np.ndar
     rule, n, p0, T = config.workflow, config.n, config.p0, config.iterations
     real_rngs = [generator(seed, REAL, block.index) for block in part]
     process = [generator(seed, PROCESS, block.index) for block in part]
-    metrics = _Metrics(out, start, p0)
     live = _Live(part)
+    metrics = _Metrics(out, start, p0, live.rows.size, T)
     real = _per_block(real_rngs, live, lambda rng, s: rng.multinomial(n, p0, size=s.stop
                                                                       - s.start))
     m = rule.subsample_size(n)
@@ -288,7 +320,8 @@ def _chunk(config: _Config, part: list[Block], seed: int, out: dict[str, np.ndar
                 size = m
         metrics.put(t, live.rows, model, size)
         if t == T:
-            break
+            metrics.flush()
+            return
         batch = _draw_batches(process, live, model, n)
         if rule.window is None:
             total = total + batch
@@ -303,10 +336,54 @@ def _chunk(config: _Config, part: list[Block], seed: int, out: dict[str, np.ndar
                 metrics.absorbed(t + 1, live.rows[done], following[done])
                 keep = ~done
                 if not keep.any():
+                    metrics.flush()
                     return
                 live.keep(keep)
                 real, total = real[keep], total[keep]
                 window = [counts[keep] for counts in window]
+
+
+#: numpy's hypergeometric sampler needs fewer good and fewer bad items than this.
+HYPERGEOMETRIC_LIMIT = 10**9
+
+
+def check_pool(workflow: Workflow | str, *, categories: int, n: int, iterations: int) -> None:
+    """Raise :class:`CollapseError` if a subset would be drawn from a pool too large for
+    numpy's hypergeometric sampler (``HYPERGEOMETRIC_LIMIT`` points).
+
+    Only subsets of more than ``2 K`` points use it (smaller ones are drawn point by
+    point, :func:`urn_subset`), and the pool of a rule that keeps every batch grows
+    with ``t``, so the limit is on ``n`` and ``iterations`` together.
+
+    Examples
+    --------
+    >>> check_pool("accumulate-subsample", categories=10, n=10**8, iterations=10)
+    Traceback (most recent call last):
+    ...
+    collapse.analysis.errors.CollapseError: iterations must be at most 9 with n = 100000000 for Monte Carlo of accumulate-subsample: ...
+    """
+    rule = as_workflow(workflow)
+    m = rule.subsample_size(n)
+    if m is None:
+        return
+    strata = rule.stratified_counts(n)
+    if all(draws <= 2 * categories for draws in ([m] if strata is None else strata)):
+        return
+    if rule.pool_size(n, iterations) < HYPERGEOMETRIC_LIMIT:
+        return
+    low, high = 1, iterations  # pool_size is nondecreasing in t: the last t that fits
+    while low < high:
+        middle = (low + high + 1) // 2
+        if rule.pool_size(n, middle) < HYPERGEOMETRIC_LIMIT:
+            low = middle
+        else:
+            high = middle - 1
+    head = (f"iterations must be at most {low} with n = {n}" if low >= 2 else
+            f"n must be below {HYPERGEOMETRIC_LIMIT // max(1, rule.pool_size(1, 2)):d}")
+    raise CollapseError(f"{head} for Monte Carlo of {rule.label}: its subsets are drawn by "
+                        f"numpy's hypergeometric sampler, which takes pools of fewer than "
+                        f"{HYPERGEOMETRIC_LIMIT:.0e} points (got iterations={iterations}); the "
+                        f"exact theory has no such limit")
 
 
 def _check(workflow, categories, n, truth, iterations, replicates, seed, chunk_size):
@@ -319,9 +396,42 @@ def _check(workflow, categories, n, truth, iterations, replicates, seed, chunk_s
         chunk_size = check_int("chunk_size", chunk_size, 1)
     p0 = check_truth(truth, categories)
     workflow = as_workflow(workflow, n)
+    check_pool(workflow, categories=categories, n=n, iterations=iterations)
     config = _Config(workflow=workflow, categories=categories, n=n, p0=p0,
                      iterations=iterations)
     return config, replicates, seed, chunk_size
+
+
+def _sizes(rule: Workflow, categories: int, replicates: int) -> tuple[int, int, int]:
+    """``(block size, default chunk size, bytes per replicate of a chunk)``.
+
+    The block size depends on the problem only (it fixes the random streams); a chunk
+    spreads the replicates over the worker threads.  A replicate holds a few count
+    vectors (real, pool, model, batch, subset) and the window's batches.
+    """
+    words = categories * (1 + (rule.window or 1)) + 5
+    size = block_size(words)
+    chunk = max(size, -(-replicates // thread_count()))
+    return size, chunk, 8 * (words + 8 * categories)
+
+
+def working_set(workflow: Workflow | str, *, categories: int, iterations: int,
+                replicates: int) -> float:
+    """Bytes the engine holds at once besides its output (every worker's chunk).
+
+    For the up-front estimate of :mod:`collapse.simulate.budget`; ``iterations`` is
+    accepted for symmetry with the other engines (the state does not grow with it).
+
+    Examples
+    --------
+    >>> working_set("replace", categories=10, iterations=100, replicates=1000) < 1e7
+    True
+    """
+    rule = as_workflow(workflow)
+    _, chunk, per_replicate = _sizes(rule, categories, replicates)
+    chunk = min(chunk, replicates)
+    running = min(thread_count(), max(1, -(-replicates // chunk)))
+    return float(running * chunk * per_replicate)
 
 
 def simulate_discrete(workflow: Workflow | str, *, categories: int, n: int, truth: Any,
@@ -363,10 +473,10 @@ def simulate_discrete(workflow: Workflow | str, *, categories: int, n: int, trut
     """
     config, replicates, seed, chunk_size = _check(workflow, categories, n, truth, iterations,
                                                   replicates, seed, chunk_size)
-    size = block_size(config.categories * (1 + (config.workflow.window or 1)) + 5)
+    size, default_chunk, _ = _sizes(config.workflow, config.categories, replicates)
     parts = blocks(replicates, size)
     if chunk_size is None:
-        chunk_size = max(size, -(-replicates // thread_count()))
+        chunk_size = default_chunk
     out = {name: np.empty((replicates, config.iterations)) for name in DISCRETE_METRICS}
 
     def work(part: list[Block]) -> None:

@@ -82,7 +82,7 @@ from collapse.simulate.streams import (
     thread_count,
 )
 
-__all__ = ["fit_rows", "simulate_regression"]
+__all__ = ["fit_rows", "simulate_regression", "working_set"]
 
 _EPS = np.finfo(np.float64).eps
 #: Default working set of a chunk.
@@ -256,14 +256,61 @@ def _fit_coordinates(svd: _Svd, counts: np.ndarray, label_sums: np.ndarray) -> n
     inner = np.matmul(u.transpose(0, 2, 1), u * counts[:, :, None])
     gram = inner * s[:, :, None] * s[:, None, :]
     rhs = s * np.einsum("rnq,rn->rq", u, label_sums)
-    values, vectors = np.linalg.eigh(gram)
-    top = values[:, -1:]
     size = max(int(counts.sum(axis=1).max()), svd.vt.shape[2])
-    kept = values > np.maximum(top, 0.0) * size * _EPS
-    inverse = np.where(kept, 1.0 / np.where(kept, values, 1.0), 0.0)
-    coords = np.einsum("rqk,rk->rq", vectors,
-                       np.einsum("rqk,rq->rk", vectors, rhs) * inverse)
+    coords = np.empty_like(rhs)
+    # Where no eigenvalue can fall under the cutoff the pseudo-inverse is the inverse,
+    # several times cheaper than the eigendecomposition; the test is per replicate.
+    easy, inverse = _well_conditioned(gram, s, counts, size)
+    if easy.size:
+        coords[easy] = np.einsum("rqk,rk->rq", inverse, rhs[easy])
+    hard = np.setdiff1d(np.arange(gram.shape[0]), easy)
+    if hard.size:
+        values, vectors = np.linalg.eigh(gram[hard])
+        top = values[:, -1:]
+        kept = values > np.maximum(top, 0.0) * size * _EPS
+        inverse = np.where(kept, 1.0 / np.where(kept, values, 1.0), 0.0)
+        coords[hard] = np.einsum("rqk,rk->rq", vectors,
+                                 np.einsum("rqk,rq->rk", vectors, rhs[hard]) * inverse)
     return np.einsum("rqd,rq->rd", svd.vt, coords)
+
+
+def _inverses(gram: np.ndarray) -> np.ndarray:
+    """``numpy.linalg.inv`` of each matrix (one at a time where the batch has a singular
+    one, so that no replicate's numbers depend on the others of its chunk)."""
+    try:
+        return np.linalg.inv(gram)
+    except np.linalg.LinAlgError:
+        out = np.empty_like(gram)
+        for r in range(gram.shape[0]):
+            try:
+                out[r] = np.linalg.inv(gram[r])
+            except np.linalg.LinAlgError:
+                out[r] = np.linalg.pinv(gram[r], hermitian=True)
+        return out
+
+
+def _well_conditioned(gram: np.ndarray, s: np.ndarray, counts: np.ndarray,
+                      size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Replicates whose ``gram`` keeps every eigenvalue above the pseudo-inverse cutoff,
+    and their inverses.
+
+    Candidates have every singular value of the design kept and at least ``q`` distinct
+    rows chosen (full rank in exact arithmetic).  For a symmetric positive definite
+    ``A``, ``lambda_max / lambda_min <= ||A||_1 ||A^-1||_1``; a 1-norm condition number
+    below ``1 / (16 size eps)`` keeps the smallest eigenvalue 16 times above the cutoff
+    ``size eps lambda_max``, beyond the rounding of either route.
+    """
+    q = gram.shape[1]
+    candidates = np.flatnonzero((s[:, -1] > 0) & (np.count_nonzero(counts, axis=1) >= q))
+    if not candidates.size:
+        return candidates, gram[:0]
+    chosen = gram[candidates]
+    inverse = _inverses(chosen)
+    norm = np.abs(chosen).sum(axis=1).max(axis=1)
+    with np.errstate(invalid="ignore", over="ignore"):
+        norm_inverse = np.abs(inverse).sum(axis=1).max(axis=1)
+        fine = np.isfinite(norm_inverse) & (norm * norm_inverse < 1.0 / (16 * size * _EPS))
+    return candidates[fine], inverse[fine]
 
 
 def _smallest(keys: np.ndarray, count: int) -> np.ndarray:
@@ -381,6 +428,41 @@ def _check(workflow, dim, n, sigma2, iterations, replicates, seed, chunk_size, d
     return config, replicates, seed, chunk_size
 
 
+def _sizes(rule: Workflow, dim: int, n: int, iterations: int, replicates: int
+           ) -> tuple[int, int, int]:
+    """``(block size, default chunk size, bytes per replicate of a chunk)``.
+
+    The block size depends on the problem only (it fixes the random streams); the chunk
+    bounds a chunk's working set near ``_CHUNK_BYTES`` and spreads the replicates over
+    the worker threads.
+    """
+    q = min(n, dim)
+    per_iteration = (n + (n * dim) // 100 + 1 if rule.size is not None
+                     else q * (1 + (rule.window or 1)))
+    size = block_size(per_iteration)
+    per_replicate = 8 * (n * dim * 3 + per_iteration * iterations)
+    chunk = max(size, min(_CHUNK_BYTES // per_replicate, -(-replicates // thread_count())))
+    return size, chunk, per_replicate
+
+
+def working_set(workflow: Workflow | str, *, dim: int, n: int, iterations: int,
+                replicates: int) -> float:
+    """Bytes the engine holds at once besides its output: every worker thread's chunk.
+
+    For the up-front estimate of :mod:`collapse.simulate.budget`.
+
+    Examples
+    --------
+    >>> working_set("replace", dim=10, n=100, iterations=100, replicates=1000) < 1e8
+    True
+    """
+    rule = as_workflow(workflow)
+    size, chunk, per_replicate = _sizes(rule, dim, n, iterations, replicates)
+    chunk = min(chunk, replicates)
+    running = min(thread_count(), max(1, -(-replicates // chunk)))
+    return float(running * chunk * per_replicate)
+
+
 def simulate_regression(workflow: Workflow | str, *, dim: int, n: int, sigma2: float,
                         iterations: int, replicates: int, seed: int,
                         chunk_size: int | None = None, design: Any = None,
@@ -423,17 +505,13 @@ def simulate_regression(workflow: Workflow | str, *, dim: int, n: int, sigma2: f
     """
     config, replicates, seed, chunk_size = _check(workflow, dim, n, sigma2, iterations,
                                                   replicates, seed, chunk_size, design)
-    subsample = config.workflow.size is not None
-    per_iteration = (config.n + (config.n * config.dim) // 100 + 1 if subsample
-                     else config.q * (1 + (config.workflow.window or 1)))
-    size = block_size(per_iteration)
+    size, default_chunk, _ = _sizes(config.workflow, config.dim, config.n, config.iterations,
+                                    replicates)
     parts = blocks(replicates, size)
     if chunk_size is None:
-        per_replicate = 8 * (config.n * config.dim * 3 + per_iteration * config.iterations)
-        chunk_size = max(size, min(_CHUNK_BYTES // per_replicate,
-                                   -(-replicates // thread_count())))
+        chunk_size = default_chunk
     out = np.empty((replicates, config.iterations))
-    run = _subsample_chunk if subsample else _whole_chunk
+    run = _subsample_chunk if config.workflow.size is not None else _whole_chunk
 
     def work(part: list[Block]) -> None:
         run(config, part, seed, out, slice(part[0].start, part[-1].stop))

@@ -13,8 +13,8 @@ Register a new setting with :func:`register`; the built-in ones are always prese
 
 Examples
 --------
->>> sorted(settings())[:2]
-['gaussian', 'kde']
+>>> sorted(settings())
+['discrete', 'gaussian', 'kde', 'regression']
 >>> from collapse.analysis.problems import Gaussian
 >>> setting_for(Gaussian()).name
 'gaussian'
@@ -60,6 +60,11 @@ class Setting:
         Accepted ``engine`` values (``auto`` first).
     help : str
         One line for ``collapse --help``.
+    binary_metrics : tuple of str
+        Metrics whose every replicate is 0 or 1 (an indicator: its mean estimates a
+        probability); ``compare`` tests them by the exact binomial test.
+    bound_attained : tuple of str
+        Metrics that reach their lower bound 0 as a value (not by float underflow).
     """
 
     name: str = ""
@@ -67,6 +72,8 @@ class Setting:
     metrics: tuple[str, ...] = ()
     engines: tuple[str, ...] = (AUTO,)
     help: str = ""
+    binary_metrics: tuple[str, ...] = ()
+    bound_attained: tuple[str, ...] = ()
 
     def theory(self, problem: Problem, workflow: Workflow, iterations: int) -> Expectations:
         raise NotImplementedError
@@ -78,6 +85,16 @@ class Setting:
 
     def lower_bounds(self, problem: Problem) -> dict[str, float | None]:
         return {}
+
+    def simulation_notes(self, problem: Problem, workflow: Workflow,
+                         samples: Mapping[str, np.ndarray]) -> tuple[str, ...]:
+        """Notes on what the replicates of one workflow show (default: none)."""
+        return ()
+
+    def compare_options(self, problem: Problem) -> dict:
+        """Keyword arguments of :func:`collapse.simulate.stats.compare` for this setting."""
+        return {"lower_bounds": self.lower_bounds(problem), "binary": self.binary_metrics,
+                "attained": self.bound_attained}
 
     def cost(self, problem: Problem, workflow: Workflow, command: str, iterations: int,
              replicates: int):
@@ -93,6 +110,10 @@ class Setting:
     def check_simulation(self, problem: Problem) -> None:
         """Raise :class:`CollapseError` if ``problem`` is valid for theory but beyond
         what the Monte Carlo can resolve (default: nothing is)."""
+
+    def check_monte_carlo(self, problem: Problem, workflow: Workflow, iterations: int) -> None:
+        """Raise :class:`CollapseError` if the Monte Carlo cannot run ``workflow`` for
+        ``iterations`` on ``problem`` (default: it always can)."""
 
     def check(self, problem: Problem, workflow: Workflow) -> None:
         """Raise :class:`CollapseError` if ``workflow`` cannot run on ``problem``."""
@@ -117,7 +138,12 @@ def _load_builtins() -> None:
     global _BUILTINS_LOADED
     if not _BUILTINS_LOADED:
         _BUILTINS_LOADED = True
-        from collapse.simulate import setting_gaussian, setting_kde  # noqa: F401  (they register)
+        from collapse.simulate import (  # noqa: F401  (they register)
+            setting_discrete,
+            setting_gaussian,
+            setting_kde,
+            setting_regression,
+        )
 
 
 def settings() -> dict[str, Setting]:

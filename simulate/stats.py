@@ -54,13 +54,27 @@ replicates would test it).  Below :data:`MIN_REPLICATES` ``compare`` refuses
 (:class:`collapse.analysis.errors.CollapseError`).  The log-determinant, a sum of
 independent log-chi-square terms, is nearly symmetric and is tested once ``R`` is
 large enough for its sample skewness to vouch for that.
+
+Indicator metrics.  A metric whose every replicate is 0 or 1 (the discrete setting's
+``collapsed``, whose mean estimates a probability ``p``) is named in ``binary``: its
+count of ones is exactly ``Binomial(R, p)`` under the theory, so its row is tested by
+the exact two-sided binomial test (scipy ``binomtest``) instead of the studentized
+mean, with no heavy-tail rule: a rare event (``p = 1e-9``, every replicate 0) agrees,
+a row with theory 0 and one replicate at 1 disagrees, and a "probability" outside
+``[0, 1]`` disagrees.  Its ``z`` is the score statistic
+``(mean - p) / sqrt(p (1 - p) / R)`` (0 or infinite when ``p`` is 0 or 1).
+
+Exact zeros.  Replicates at exactly 0 while the expectation is positive are taken for
+float underflow (a collapsed determinant) and the row is set aside, except for the
+metrics named in ``attained``, which reach their lower bound 0 as a value (the
+diversity of a distribution left with one category).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Collection, Mapping, Sequence
 
 import numpy as np
 from scipy import stats as sps
@@ -226,6 +240,7 @@ class Comparison:
     status: list[str]
     alpha: float
     verdicts: dict[tuple[str, str], str] = field(default_factory=dict)
+    binomial: int = 0  #: tested rows of 0/1 metrics (exact binomial tests)
 
     @property
     def consistent(self) -> bool:
@@ -254,8 +269,12 @@ class Comparison:
                 + st.count(TOO_FEW),
                 max(zs) if zs else None, self.verdicts[key],
             )
+        kinds = "Student-t tests"
+        if self.binomial:
+            kinds = (f"Student-t tests ({self.binomial} of them exact binomial tests of 0/1 "
+                     f"metrics)" if self.binomial < self.tested else "exact binomial tests")
         out.notes.append(
-            f"Holm-adjusted two-sided Student-t tests over all {self.tested} tested rows; "
+            f"Holm-adjusted two-sided {kinds} over all {self.tested} tested rows; "
             f"family-wise false-alarm rate <= alpha = {self.alpha}"
         )
         if self.tested == 0:
@@ -348,6 +367,28 @@ def _row_z(theory: float, mean: float, sem: float, skew_of_mean: float = 0.0,
     return float(z[0]), float(p[0])
 
 
+def _is_indicator(x) -> bool:
+    """Whether every replicate is exactly 0 or 1."""
+    values = np.asarray(x)
+    return values.ndim == 2 and values.shape[0] >= 1 and bool(((values == 0) | (values == 1)).all())
+
+
+def _binomial_test(ones: int, replicates: int, p: float) -> tuple[float, float]:
+    """Score statistic and exact two-sided binomial p-value of ``ones`` in ``replicates``.
+
+    A probability outside ``[0, 1]`` (a wrong theory) disagrees with every sample.
+    """
+    if not (math.isfinite(p) and 0.0 <= p <= 1.0):
+        return (math.inf if ones / replicates > p else -math.inf), 0.0
+    mean = ones / replicates
+    if p in (0.0, 1.0):
+        if mean == p:
+            return 0.0, 1.0
+        return (math.inf if mean > p else -math.inf), 0.0
+    z = (mean - p) / math.sqrt(p * (1.0 - p) / replicates)
+    return z, float(min(1.0, sps.binomtest(ones, replicates, p).pvalue))
+
+
 def _replicate_count(x) -> int:
     shape = np.shape(x)
     return int(shape[0]) if len(shape) == 2 else 0
@@ -361,6 +402,8 @@ def compare(
     alpha: float = 0.01,
     lower_bounds: Mapping[str, float | None] | None = None,
     min_replicates: int | None = None,
+    binary: Collection[str] = (),
+    attained: Collection[str] = (),
 ) -> Comparison:
     """Compare exact expectations with Monte Carlo replicates.
 
@@ -379,6 +422,11 @@ def compare(
     min_replicates : int, optional
         Override of :data:`MIN_REPLICATES`, for calibration studies that measure what
         happens below it (``benchmarks/false_alarm.py``); not for ordinary use.
+    binary : collection of str
+        Metrics whose replicates are all 0 or 1: tested by the exact binomial test (see
+        the module docstring).
+    attained : collection of str
+        Metrics whose exact zeros are values, not underflow.
 
     Returns
     -------
@@ -407,10 +455,14 @@ def compare(
     status: list[str] = []
     # Rows to test, grouped by replicate count (one Student reference per count).
     pending: dict[int, list[tuple[int, float, float, float, float]]] = {}
+    exact_rows: list[tuple[int, float, float]] = []  # indicator rows: (row, z, p)
     for workflow, per_metric in samples.items():
         for metric, x in per_metric.items():
             s = summarize(x, lower_bounds.get(metric))
             th = theory.get(workflow, {}).get(metric)
+            indicator = None
+            if metric in binary and _is_indicator(x):
+                indicator = np.asarray(x).sum(axis=0).round().astype(np.int64)
             for t in range(s.mean.shape[0]):
                 mean, sem = float(s.mean[t]), float(s.sem[t])
                 if th is None:
@@ -418,13 +470,19 @@ def compare(
                     status.append(NO_THEORY)
                     continue
                 value = float(th[t])
+                if indicator is not None:
+                    table.append(setting, workflow, t + 1, metric, value, mean, sem, None, None, None)
+                    status.append(TESTED)
+                    z, p = _binomial_test(int(indicator[t]), s.replicates, value)
+                    exact_rows.append((len(table.rows) - 1, z, p))
+                    continue
                 if math.isinf(value) and value > 0 and not (math.isinf(mean) and mean > 0):
                     # A divergent expectation cannot be estimated by a finite mean.
                     table.append(setting, workflow, t + 1, metric, value, mean, sem, None, None, None)
                     status.append(DIVERGES)
                     continue
                 underflowed = (value > 0 and lower_bounds.get(metric) == 0.0
-                               and bool((x[:, t] == 0.0).any()))
+                               and metric not in attained and bool((x[:, t] == 0.0).any()))
                 if underflowed or (abs(value) < _TINY and abs(mean) < _TINY and mean != value):
                     # replicates that reach exactly 0 while the expectation is positive
                     # have underflowed (a collapsed determinant or trace): not testable
@@ -448,6 +506,7 @@ def compare(
         idx, values, means, sems, gs = (list(c) for c in zip(*rows))
         z, p = _p_values(np.array(values), np.array(means), np.array(sems), np.array(gs), r - 1)
         raw.extend(zip(idx, z.tolist(), p.tolist()))
+    raw.extend(exact_rows)
     raw.sort()
     for i, z, p in raw:
         row = list(table.rows[i])
@@ -460,7 +519,7 @@ def compare(
             row[8] = float(pa)
             row[9] = not bool(rej)
             table.rows[i] = tuple(row)
-    result = Comparison(table=table, status=status, alpha=alpha)
+    result = Comparison(table=table, status=status, alpha=alpha, binomial=len(exact_rows))
     groups: dict[tuple[str, str], list[int]] = {}
     for i, row in enumerate(table.rows):
         groups.setdefault((row[1], row[3]), []).append(i)

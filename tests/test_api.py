@@ -102,6 +102,10 @@ def test_cli_and_api_give_identical_csv(capsys, command, columns):
     (collapse.Gaussian(dim=6, n=4), ("auto", "stats", "points")),  # singular covariances
     (collapse.KDE(n=9, bandwidth=0.3), ("auto",)),
     (collapse.KDE(n=9, bandwidth="silverman", truth="moons", heldout=50), ("auto",)),
+    (collapse.Regression(dim=3, n=8), ("auto",)),
+    (collapse.Regression(dim=6, n=4, design_seed=1), ("auto",)),  # rank-deficient design
+    (collapse.Discrete(categories=4, n=6), ("auto",)),
+    (collapse.Discrete(truth=(0.7, 0.2, 0.1), n=30), ("auto",)),  # subsets by hypergeometric
 ])
 def test_first_iterations_do_not_depend_on_the_iteration_count(problem, engines):
     for workflow in ("replace", "accumulate", "accumulate-subsample"):
@@ -184,6 +188,9 @@ def test_untested_comparison_is_never_consistent():
     (lambda: collapse.compare(collapse.Gaussian(), replicates=1), "replicates"),
     # the documented minimum for compare is 10 (simulate accepts fewer)
     (lambda: collapse.compare(collapse.Gaussian(), replicates=9), "replicates"),
+    (lambda: collapse.Regression(sigma2=-1), "sigma2"),
+    (lambda: collapse.Discrete(truth=(0.2, 0.2)), "truth"),
+    (lambda: collapse.simulate(collapse.Discrete(), chunk_size=0), "chunk_size"),
 ])
 def test_bad_arguments_raise_the_one_error_naming_the_parameter(make, parameter):
     with pytest.raises(collapse.CollapseError) as info:
@@ -204,7 +211,7 @@ def test_registering_a_setting_keeps_the_built_in_ones():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120, cwd=ROOT / "tests")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "['gaussian', 'kde', 'toy']"
+    assert proc.stdout.strip() == "['discrete', 'gaussian', 'kde', 'regression', 'toy']"
 
 
 def test_architecture_imports_point_one_way():

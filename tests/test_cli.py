@@ -166,8 +166,11 @@ def test_theory_never_imports_torch_or_engines():
     code = ("import sys; from collapse.simulate.cli import main; "
             "main(['theory', 'gaussian', '--iterations', '3', '--format', 'csv']); "
             "main(['theory', 'kde', '--iterations', '3', '--format', 'csv']); "
+            "main(['theory', 'regression', '--iterations', '3', '--format', 'csv']); "
+            "main(['theory', 'discrete', '--iterations', '3', '--format', 'csv']); "
             "bad = [m for m in ('torch', 'transformers', 'collapse.simulate.gaussian', "
-            "'collapse.simulate.kde', 'sympy') if m in sys.modules]; "
+            "'collapse.simulate.kde', 'collapse.simulate.regression', "
+            "'collapse.simulate.discrete', 'sympy') if m in sys.modules]; "
             "print(bad); sys.exit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr

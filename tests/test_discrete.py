@@ -236,8 +236,10 @@ def test_gini_closed_forms_to_1e12_for_a_thousand_iterations():
     product = Fraction(1)
     for t in range(1, T + 1):
         product *= 1 - Fraction(1, n * t * t)
-        assert replace[t - 1] == pytest.approx(h0 * (1 - 1 / n) ** t, rel=1e-12)
-        assert accumulate[t - 1] == pytest.approx(h0 * float(product), rel=1e-12)
+        # abs=0: pytest's default absolute tolerance 1e-12 would accept any value below it
+        # (replace reaches 1e-46 here, where 50-digit arithmetic once kept no digit)
+        assert replace[t - 1] == pytest.approx(h0 * (1 - 1 / n) ** t, rel=1e-12, abs=0)
+        assert accumulate[t - 1] == pytest.approx(h0 * float(product), rel=1e-12, abs=0)
 
 
 def test_sympy_forms_and_the_sine_limit():

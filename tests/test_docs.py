@@ -123,6 +123,32 @@ def test_stated_identities_reject_wrong_versions():
     assert formulas.lognormal_problems((sp.exp(s2) + 1) * sp.sqrt(sp.exp(s2) - 1))
 
 
+def test_regression_and_discrete_pages_follow_the_code_and_reject_wrong_forms():
+    assert formulas.regression_problems() == []
+    assert formulas.discrete_problems() == []
+    # Negative controls: one noise fit too many under replace, 1/(n s) for 1/(n s^2).
+    from collapse.analysis import regression_symbolic as rs
+
+    wrong = formulas.regression_problems(
+        (formulas.REPLACE,), formula=lambda w: rs.regression_formula("test_mse", w) * (rs.t + 1) / rs.t)
+    assert wrong and all("replace" in p for p in wrong)
+    s = sp.Symbol("s", positive=True, integer=True)
+    assert formulas.discrete_problems(1 - 1 / (gs.n * s))
+
+
+def test_regression_and_discrete_numbers_match_independent_closed_forms():
+    # t sigma2 d / (n - d - 1) and sum_{i<=t} 1/i^2 of it; Euler's sine product; Kimura.
+    assert numbers.raw_value("regression.replace.d10.n100.t5") == pytest.approx(50 / 89, rel=1e-12)
+    assert numbers.raw_value("regression.accumulate.d10.n100.t3") == pytest.approx(
+        10 / 89 * (1 + 1 / 4 + 1 / 9), rel=1e-12)
+    x = 1 / math.sqrt(10)
+    assert numbers.raw_value("discrete.lim.accumulate.n10") == pytest.approx(
+        math.sin(math.pi * x) / (math.pi * x), rel=1e-12)
+    assert numbers.raw_value("discrete.collapse-time.kimura.k10.n10") == pytest.approx(
+        -2 * 10 * 10 * 0.9 * math.log(0.9), rel=1e-12)
+    # replace, K = 2, n = 2: collapse at t = 1 w.p. 1/2, then w.p. 1/2 per step: E T = 2
+    assert numbers.discrete_collapse_time("exact", 2, 2) == pytest.approx(2.0, rel=1e-12)
+
 def test_tables_have_consistent_shapes():
     for name in numbers.TABLES:
         data = numbers.table(name)
@@ -154,6 +180,14 @@ def test_documented_commands_parse_with_the_real_parser():
     assert "--n" in (runs.check_command(["compare", "gaussian", "--n", "1"]) or "")
     assert runs.check_command(["compare", "gaussian", "--workflow", "recycle"])
 
+
+def test_readme_commands_parse_and_cover_every_setting():
+    blocks = re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    commands = [argv for block in blocks for argv in runs.commands_in(block)
+                if argv and argv[0] in ("theory", "simulate", "compare", "value")]
+    assert {argv[1] for argv in commands} >= {"gaussian", "kde", "regression", "discrete"}
+    for argv in commands:
+        assert runs.check_command(argv) is None, argv
 
 def test_shell_loops_expand_into_every_command():
     snippet = "for d in 1 3; do\n  for n in 10 32 100; do\n    collapse theory gaussian --dim $d \\\n      --n ${n}\n  done\ndone\n"

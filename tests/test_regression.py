@@ -113,8 +113,8 @@ def test_closed_forms_to_1e12_for_a_thousand_iterations():
     partial = Fraction(0)
     for t in range(1, T + 1):
         partial += Fraction(1, t * t)
-        assert replace[t - 1] == pytest.approx(t * scale, rel=1e-12)
-        assert accumulate[t - 1] == pytest.approx(float(partial) * scale, rel=1e-12)
+        assert replace[t - 1] == pytest.approx(t * scale, rel=1e-12, abs=0)
+        assert accumulate[t - 1] == pytest.approx(float(partial) * scale, rel=1e-12, abs=0)
 
 
 def test_published_reference_numbers():
@@ -359,6 +359,41 @@ def test_fit_rows_is_the_pseudo_inverse_of_the_stacked_rows():
         sums = np.bincount(rows, weights=y, minlength=n)[None]
         got = fit_rows(x[None], counts, sums)[0]
         assert np.allclose(got, expected, rtol=1e-8, atol=1e-10)
+
+
+def test_fit_rows_takes_the_inverse_only_where_no_eigenvalue_is_cut():
+    # Well-conditioned multisets go through the inverse of the q x q Gram matrix, the
+    # others through its eigendecomposition, whose cutoff drops eigenvalues of Z^T Z
+    # under size * eps * lambda_max (the normal-equations analogue of pinv's):
+    # the reference is numpy's pinv of Z^T Z with that rcond.  Negative control: a
+    # design whose last column repeats the first up to 1e-9 has a Gram eigenvalue under
+    # the cutoff; the plain inverse would give weights of size 1e9, fit_rows must not.
+    from collapse.simulate.regression import _svd, _well_conditioned
+
+    rng = np.random.default_rng(5)
+    n, dim = 30, 3
+    good = rng.standard_normal((n, dim))
+    bad = good.copy()
+    bad[:, 2] = bad[:, 0] + 1e-9 * rng.standard_normal(n)
+    x = np.stack([good, bad])
+    rows = rng.integers(0, n, size=(2, 20))
+    y = rng.standard_normal((2, 20))
+    counts = np.stack([np.bincount(r, minlength=n) for r in rows]).astype(float)
+    sums = np.stack([np.bincount(r, weights=v, minlength=n) for r, v in zip(rows, y)])
+    got = fit_rows(x, counts, sums)
+    eps = np.finfo(float).eps
+    for k in range(2):
+        z = x[k][rows[k]]
+        expected = np.linalg.pinv(z.T @ z, rcond=20 * eps, hermitian=True) @ (z.T @ y[k])
+        assert np.allclose(got[k], expected, rtol=1e-6, atol=1e-8), k
+    z = x[1][rows[1]]
+    assert np.abs(np.linalg.solve(z.T @ z, z.T @ y[1])).max() > 1e5  # the control bites
+    svd = _svd(x, shared=False)
+    inner = np.matmul(svd.u.transpose(0, 2, 1), svd.u * counts[:, :, None])
+    gram = inner * svd.s[:, :, None] * svd.s[:, None, :]
+    easy, _ = _well_conditioned(gram, svd.s, counts, 20)
+    assert easy.tolist() == [0]
+    assert np.abs(got[1]).max() < 1e3  # pinv's answer, not the inverse's blow-up
 
 
 # --------------------------------------------------------------------------- Monte Carlo

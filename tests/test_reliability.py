@@ -154,6 +154,13 @@ def test_checkpoint_of_other_settings_under_this_name_is_not_reused(tmp_path, ca
     (["simulate", "kde", "--heldout", "1e9"], "--heldout"),
     (["simulate", "kde", "--replicates", "1e9"], "--replicates"),
     (["theory", "kde", "--iterations", "100000"], "--iterations"),
+    (["simulate", "regression", "--replicates", "1e9"], "--replicates"),
+    (["simulate", "regression", "--dim", "100000", "--n", "100000"], "--dim"),
+    (["theory", "regression", "--design-seed", "0", "--dim", "1e6", "--n", "1e6"], "--dim"),
+    (["simulate", "discrete", "--replicates", "1e9"], "--replicates"),
+    (["simulate", "discrete", "--categories", "1e9"], "--categories"),
+    (["theory", "discrete", "--categories", "1e9", "--workflow", "replace"], "--categories"),
+    (["theory", "discrete", "--iterations", "1e8"], "--iterations"),
 ])
 def test_impossible_sizes_are_refused_at_once(argv, option):
     start = time.perf_counter()
@@ -283,9 +290,53 @@ def test_fuzz_kde_never_nan(problem, iterations, workflow):
     _no_nan(collapse.simulate(problem, workflow, iterations, 4, 2))
 
 
+regression_problems = st.builds(
+    collapse.Regression, dim=st.integers(1, 12), n=st.integers(2, 30),
+    sigma2=st.floats(-16, 100).map(lambda e: 10.0 ** e),
+    design_seed=st.one_of(st.none(), st.integers(0, 2**32)))
+
+
+@FAST
+@given(problem=regression_problems, iterations=st.integers(1, 40),
+       workflow=st.sampled_from(["replace", "accumulate", "accumulate-subsample", "fresh",
+                                 "real=none,synthetic=window:2", "all"]))
+def test_fuzz_regression_never_nan(problem, iterations, workflow):
+    # n <= d + 1 included: infinite or biased expectations, never NaN
+    _no_nan(collapse.theory(problem, workflow, iterations))
+    _no_nan(collapse.simulate(problem, workflow, iterations, 6, 1))
+
+
+def _discrete_problem(categories, n, kind, weights):
+    if kind == "vector":
+        weights = np.array(weights[:categories], dtype=float)
+        weights[0] += 1e-3  # at least one category with mass
+        truth = tuple((weights / weights.sum()).tolist())
+        return collapse.Discrete(truth=truth, n=n)
+    return collapse.Discrete(categories=categories, n=n, truth=kind)
+
+
+discrete_problems = st.builds(
+    _discrete_problem, categories=st.integers(2, 12), n=st.integers(2, 40),
+    kind=st.sampled_from(["uniform", "zipf", "vector"]),
+    # zeros included: categories without mass never appear
+    weights=st.lists(st.sampled_from([0.0, 1e-12, 0.01, 0.3, 1.0, 50.0]), min_size=12,
+                     max_size=12))
+
+
+@FAST
+@given(problem=discrete_problems, iterations=st.integers(1, 60),
+       workflow=st.sampled_from(["replace", "accumulate", "accumulate-subsample", "fresh",
+                                 "real=original,synthetic=window:3",
+                                 "real=none,synthetic=all,size=2", "all"]))
+def test_fuzz_discrete_never_nan(problem, iterations, workflow):
+    _no_nan(collapse.theory(problem, workflow, iterations))
+    _no_nan(collapse.simulate(problem, workflow, iterations, 6, 1))
+
+
 @pytest.mark.slow
 @SLOW
-@given(problem=st.one_of(gaussian_problems, kde_problems), iterations=st.integers(1, 12))
+@given(problem=st.one_of(gaussian_problems, kde_problems, regression_problems,
+                         discrete_problems), iterations=st.integers(1, 12))
 def test_fuzz_compare_never_nan_slow(problem, iterations):
     result = collapse.compare(problem, "all", iterations, 20, 3)
     _no_nan(result)
@@ -306,6 +357,15 @@ def test_fuzz_compare_never_nan_slow(problem, iterations):
      "--replicates", "8"],
     ["compare", "gaussian", "--n", "3", "--dim", "1", "--iterations", "300",
      "--replicates", "50"],
+    ["compare", "regression", "--n", "11", "--dim", "10", "--iterations", "5",
+     "--replicates", "20"],
+    ["theory", "regression", "--sigma2", "1e-100", "--dim", "30", "--n", "3",
+     "--iterations", "1000"],
+    ["compare", "discrete", "--n", "2", "--categories", "2", "--iterations", "200",
+     "--replicates", "20"],
+    ["theory", "discrete", "--truth", "1,0,0", "--iterations", "50"],
+    ["simulate", "discrete", "--truth", "0.999999,0.000001", "--n", "1000",
+     "--iterations", "20", "--replicates", "8"],
 ]), fmt=st.sampled_from(["csv", "json", "table"]))
 def test_fuzz_cli_extremes_never_print_nan(argv, fmt):
     out, err = io.StringIO(), io.StringIO()

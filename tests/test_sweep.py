@@ -19,6 +19,7 @@ import contextlib
 import csv
 import io
 import json
+import math
 import os
 import signal
 import socket
@@ -111,7 +112,7 @@ def assert_cells_equal_single_commands(capsys, tmp_path: Path, grid: sw.Grid, re
 BAD_GRIDS = [
     ("unknown key", GAUSSIAN12.replace("seed = 3", "sede = 3"), "fixed.sede: unknown key"),
     ("unknown setting", GAUSSIAN12.replace('"gaussian"', '"gauss"'),
-     "setting must be one of gaussian, kde"),
+     "setting must be one of discrete, gaussian, kde, regression"),
     ("empty grid", GAUSSIAN12.split("[grid]")[0] + "[grid]\n", "grid: the grid is empty"),
     ("no grid", GAUSSIAN12.split("[grid]")[0], "grid: the grid is empty"),
     ("empty list", GAUSSIAN12.replace("dim = [1, 10]", "dim = []"),
@@ -363,8 +364,8 @@ def test_progress_shows_cells_rate_and_time_left():
 
 def test_ready_made_grids_validate_and_match_the_paper():
     found = sorted(p.name for p in (ROOT / "sweeps").glob("*.toml"))
-    assert found == ["gaussian-paper.toml", "kde-bandwidth-sweep.toml", "kde-paper.toml",
-                     "lm-cpu.toml"]
+    assert found == ["discrete-paper.toml", "gaussian-paper.toml", "kde-bandwidth-sweep.toml",
+                     "kde-paper.toml", "lm-cpu.toml", "regression-paper.toml"]
     for name in found:
         assert validate(["sweep", str(ROOT / "sweeps" / name), "--output", "x"]) is None, name
     gaussian = sw.load_grid(ROOT / "sweeps" / "gaussian-paper.toml")
@@ -378,6 +379,42 @@ def test_ready_made_grids_validate_and_match_the_paper():
     bandwidths = dict(sw.load_grid(ROOT / "sweeps" / "kde-bandwidth-sweep.toml").axes)
     assert len([h for h in bandwidths["bandwidth"] if not isinstance(h, str)]) == 9
     assert {"scott", "silverman"} <= set(bandwidths["bandwidth"])
+
+
+def _benchmark_constants(name: str) -> dict:
+    namespace: dict = {}
+    exec(compile((ROOT / "benchmarks" / name).read_text(), name, "exec"), namespace)
+    return namespace
+
+
+def test_regression_and_discrete_grids_are_the_papers():
+    regression = sw.load_grid(ROOT / "sweeps" / "regression-paper.toml")
+    bench = _benchmark_constants("regression.py")
+    axes = dict(regression.axes)
+    assert axes["dim"] == bench["GRID_DIMS"] and axes["n"] == bench["GRID_NS"]
+    assert axes["sigma2"] == bench["GRID_SIGMA2"]
+    assert axes["workflow"] == ("replace", "accumulate", "accumulate-subsample")
+    assert len(regression.cells) == 5 * 5 * 3 * 3 == 225
+    assert regression.command == "compare" and regression.setting == "regression"
+    assert regression.fixed["iterations"] == 100 and regression.fixed["replicates"] == 100
+    # a cell is the single command, with the options of that cell
+    cell = regression.cells[-1]
+    assert cell.argv[:2] == ("compare", "regression")
+    assert dict(zip(cell.argv[2::2], cell.argv[3::2]))["--dim"] == "100"
+
+    discrete = sw.load_grid(ROOT / "sweeps" / "discrete-paper.toml")
+    assert dict(discrete.axes)["n"] == _benchmark_constants("discrete.py")["NS"]
+    assert discrete.fixed["workflow"] == "replace" and discrete.fixed["categories"] == 10
+    # replace until collapse: the horizon is over five times Kimura's 1.9 n at the largest n
+    kimura = -2 * max(dict(discrete.axes)["n"]) * 10 * 0.9 * math.log(0.9)
+    assert discrete.fixed["iterations"] > 5 * kimura
+    # negative control: the same validation refuses a bad value of the new settings
+    with pytest.raises(collapse.CollapseError, match="categories"):
+        sw.load_grid({"command": "simulate", "setting": "discrete",
+                      "grid": {"categories": [1]}})
+    with pytest.raises(collapse.CollapseError, match="sigma2"):
+        sw.load_grid({"command": "compare", "setting": "regression",
+                      "grid": {"sigma2": [-1.0]}})
 
 
 # --------------------------------------------------------------------------- LocalCluster

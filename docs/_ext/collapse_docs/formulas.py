@@ -587,6 +587,115 @@ def value_mean_error() -> FormulaBlock:
                               "analysis.value.gaussian_crossover"))
 
 
+# --------------------------------------------------------------------------- regression
+
+#: ``E test_mse_t``: the excess test error of model ``t`` (notation of the regression page).
+REGRESSION_LHS = r"\mathbb{E}\,\|\hat w_t - w\|^2"
+REGRESSION_CHECK = {"d": 10, "n": 100, "sigma2": 1.0, "iterations": 8}
+
+
+def regression_problems(workflows: Iterable[str] = (REPLACE, ACCUMULATE, "fresh"),
+                        formula: Callable[[str], sp.Expr] | None = None) -> list[str]:
+    """The page's closed forms evaluated at ``d = 10, n = 100`` against the numbers of
+    :func:`collapse.analysis.regression.regression_theory` (50-digit recursion)."""
+    from collapse.analysis import regression_symbolic as rs
+    from collapse.analysis.regression import regression_theory
+
+    formula = formula or (lambda w: rs.regression_formula("test_mse", w))
+    c = REGRESSION_CHECK
+    problems = []
+    for workflow in workflows:
+        values, _ = regression_theory(workflow, dim=c["d"], n=c["n"], sigma2=c["sigma2"],
+                                      iterations=c["iterations"])
+        expr = formula(workflow).subs({rs.d: c["d"], rs.n: c["n"], rs.sigma2: 1})
+        for step, value in enumerate(values["test_mse"], start=1):
+            exact = float(sp.N(expr.subs(rs.t, step).doit(), 30))
+            if abs(exact - value) > 1e-12 * abs(value):
+                problems.append(f"{workflow}: closed form {exact} and code {value} differ at t={step}")
+    return problems
+
+
+def regression_closed_forms() -> FormulaBlock:
+    from collapse.analysis import regression_symbolic as rs
+
+    eqs = tuple(Equation(rf"{REGRESSION_LHS}\ \ [\text{{{w}}}]", rs.regression_formula("test_mse", w))
+                for w in (REPLACE, ACCUMULATE, "fresh"))
+    return FormulaBlock(eqs, ("analysis.regression_symbolic.regression_formula",
+                              "analysis.regression.regression_theory"),
+                        tuple(regression_problems()))
+
+
+def regression_conditional() -> FormulaBlock:
+    from collapse.analysis import regression_symbolic as rs
+
+    eqs = tuple(Equation(rf"\mathbb{{E}}\left[\|\hat w_t - w\|^2 \mid X\right]\ \ [\text{{{w}}}]",
+                         rs.regression_formula("test_mse", w, given_design=True))
+                for w in (REPLACE, ACCUMULATE))
+    return FormulaBlock(eqs, ("analysis.regression_symbolic.regression_formula",))
+
+
+def regression_limits() -> FormulaBlock:
+    from collapse.analysis import regression_symbolic as rs
+
+    eqs = tuple(Equation(rf"\lim_{{t\to\infty}} {REGRESSION_LHS}\ \ [\text{{{w}}}]",
+                         rs.regression_limit("test_mse", w))
+                for w in (REPLACE, ACCUMULATE, "fresh"))
+    return FormulaBlock(eqs, ("analysis.regression_symbolic.regression_limit",))
+
+
+# --------------------------------------------------------------------------- discrete
+
+_s = sp.Symbol("s", positive=True, integer=True)
+#: The accumulate product as stated on the discrete page, checked against the code.
+DISCRETE_FACTOR = 1 - 1 / (n * _s**2)
+DISCRETE_LHS = r"\mathbb{E}\,H_t"
+
+
+def discrete_problems(factor: sp.Expr = DISCRETE_FACTOR, steps: int = 5) -> list[str]:
+    """``H0 prod_{s<=t} factor`` against
+    :func:`collapse.analysis.discrete_symbolic.discrete_formula` (accumulate, exactly for
+    ``t <= steps``) and against the exact numbers of
+    :func:`collapse.analysis.discrete.gini_ratios` at ``n = 10``."""
+    from collapse.analysis import discrete_symbolic as ds
+    from collapse.analysis.discrete import gini_ratios
+    from collapse.analysis.workflows import Workflow
+
+    problems = []
+    code = ds.discrete_formula("gini_diversity", ACCUMULATE)
+    ratios = gini_ratios(Workflow.parse(ACCUMULATE), 10, steps)
+    for step in range(1, steps + 1):
+        stated = ds.H0 * sp.prod([factor.subs(_s, k) for k in range(1, step + 1)])
+        # the code's Gamma form at n = 10, 30 digits (sympy does not cancel sin(pi/sqrt n))
+        gap = sp.N(((code - stated) / ds.H0).subs({n: 10, t: step}), 30)
+        if abs(gap) > 1e-25:
+            problems.append(f"accumulate: stated product and code differ at t={step}")
+        value = sp.Rational(ratios[step - 1].numerator, ratios[step - 1].denominator)
+        if sp.simplify((stated / ds.H0).subs(n, 10) - value) != 0:
+            problems.append(f"accumulate: stated product and gini_ratios differ at t={step}")
+    return problems
+
+
+def discrete_closed_forms() -> FormulaBlock:
+    from collapse.analysis import discrete_symbolic as ds
+
+    return FormulaBlock(
+        (Equation(rf"{DISCRETE_LHS}\ \ [\text{{replace}}]", ds.discrete_formula("gini_diversity", REPLACE)),
+         Equation(rf"{DISCRETE_LHS}\ \ [\text{{accumulate}}]",
+                  ds.H0 * sp.Product(DISCRETE_FACTOR, (_s, 1, t))),
+         Equation("", ds.discrete_formula("gini_diversity", ACCUMULATE))),
+        ("analysis.discrete_symbolic.discrete_formula", "analysis.discrete.gini_ratios"),
+        tuple(discrete_problems()))
+
+
+def discrete_limits() -> FormulaBlock:
+    from collapse.analysis import discrete_symbolic as ds
+
+    eqs = tuple(Equation(rf"\lim_{{t\to\infty}} {DISCRETE_LHS}\ \ [\text{{{w}}}]",
+                         ds.discrete_limit("gini_diversity", w))
+                for w in (REPLACE, ACCUMULATE, "fresh"))
+    return FormulaBlock(eqs, ("analysis.discrete_symbolic.discrete_limit",))
+
+
 #: Every displayed formula block, by the name the pages use.
 FORMULAS: dict[str, Callable[[], FormulaBlock]] = {
     "gaussian-wishart": wishart,
@@ -612,6 +721,11 @@ FORMULAS: dict[str, Callable[[], FormulaBlock]] = {
     "rules-limits": rules_limits,
     "rules-fresh-small-t": rules_fresh_small_t,
     "value-mean-error": value_mean_error,
+    "regression-closed-forms": regression_closed_forms,
+    "regression-conditional": regression_conditional,
+    "regression-limits": regression_limits,
+    "discrete-closed-forms": discrete_closed_forms,
+    "discrete-limits": discrete_limits,
 }
 
 

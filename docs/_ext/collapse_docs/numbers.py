@@ -86,6 +86,44 @@ def _cli_default(command: str, setting: str, dest: str) -> Any:
     return getattr(args, dest.replace("-", "_"))
 
 
+@functools.lru_cache(maxsize=None)
+def _regression(workflow: str, dim: int, n: int, iterations: int) -> tuple[float, ...]:
+    from collapse.analysis.regression import regression_theory
+
+    values, _ = regression_theory(workflow, dim=dim, n=n, sigma2=1.0, iterations=iterations)
+    return values["test_mse"]
+
+
+def regression_value(workflow: str, dim: int, n: int, step: int) -> float:
+    """``E test_mse_t`` at ``sigma2 = 1`` from :func:`collapse.analysis.regression.regression_theory`."""
+    return _regression(workflow, dim, n, max(step, 10))[step - 1]
+
+
+@functools.lru_cache(maxsize=None)
+def _discrete(workflow: str, categories: int, n: int, iterations: int) -> dict[str, tuple[float, ...]]:
+    from collapse.analysis.discrete import discrete_theory
+
+    return discrete_theory(workflow, categories=categories, n=n, truth="uniform",
+                           iterations=iterations)[0]
+
+
+@functools.lru_cache(maxsize=None)
+def discrete_collapse_time(which: str, categories: int, n: int) -> float:
+    """Exact or Kimura's expected collapse time under replace (uniform truth)."""
+    from collapse.analysis.discrete import collapse_time
+
+    result = collapse_time(categories=categories, n=n, truth="uniform")
+    value = result.exact if which == "exact" else result.kimura
+    return math.nan if value is None else value
+
+
+def discrete_limit_ratio(workflow: str, n: int) -> float:
+    """``lim E H_t / H0`` from :func:`collapse.analysis.discrete_symbolic.discrete_limit`."""
+    from collapse.analysis import discrete_symbolic as ds
+
+    return float(sp.N((ds.discrete_limit("gini_diversity", workflow) / ds.H0).subs(ds.n, n)))
+
+
 # (pattern, function of the match) pairs of the value grammar.
 _GRAMMAR: list[tuple[re.Pattern, Callable[[re.Match], float]]] = [
     (re.compile(rf"gauss\.(a|b)\.({_WORKFLOW})\.({_COV})\.n(\d+)\.t(\d+)"),
@@ -108,6 +146,12 @@ _GRAMMAR: list[tuple[re.Pattern, Callable[[re.Match], float]]] = [
      lambda m: float(__import__("collapse.simulate.stats", fromlist=["HEAVY_TAIL_SKEW"]).HEAVY_TAIL_SKEW)),
     (re.compile(r"cli\.default\.(\w+)\.(\w+)\.([\w-]+)"),
      lambda m: float(_cli_default(m[1], m[2], m[3]))),
+    (re.compile(rf"regression\.({_WORKFLOW}|fresh)\.d(\d+)\.n(\d+)\.t(\d+)"),
+     lambda m: regression_value(m[1], int(m[2]), int(m[3]), int(m[4]))),
+    (re.compile(r"discrete\.collapse-time\.(exact|kimura)\.k(\d+)\.n(\d+)"),
+     lambda m: discrete_collapse_time(m[1], int(m[2]), int(m[3]))),
+    (re.compile(rf"discrete\.lim\.({_WORKFLOW}|fresh)\.n(\d+)"),
+     lambda m: discrete_limit_ratio(m[1], int(m[2]))),
 ]
 
 
@@ -205,6 +249,63 @@ def kde_steps_table() -> TableData:
     return TableData(header, rows, ("analysis.kde_lineage.expected_density_variance",))
 
 
+#: The authors' published Monte Carlo (600 runs, d = 10, n = 100, sigma2 = 1):
+#: (workflow, t, their mean test error).
+REGRESSION_PUBLISHED = (("replace", 1, 0.111), ("replace", 5, 0.559), ("replace", 10, 1.117),
+                        ("accumulate", 10, 0.172))
+
+
+def regression_published_table() -> TableData:
+    header = ["workflow", "t", "published Monte Carlo", "exact here", "published / exact"]
+    rows = []
+    for workflow, step, published in REGRESSION_PUBLISHED:
+        exact = regression_value(workflow, 10, 100, step)
+        rows.append([workflow, str(step), fmt(published), fmt(exact), fmt(published / exact, 3)])
+    return TableData(header, rows, ("analysis.regression.regression_theory",))
+
+
+REGRESSION_T = (1, 10, 100, 1000)
+
+
+def regression_long_run() -> TableData:
+    header = ["workflow"] + [f"t = {t}" for t in REGRESSION_T]
+    rows = [[w] + [fmt(_regression(w, 10, 100, max(REGRESSION_T))[t - 1]) for t in REGRESSION_T]
+            for w in ("replace", "accumulate", "fresh")]
+    return TableData(header, rows, ("analysis.regression.regression_theory",))
+
+
+#: The authors' measured replace collapse times (K = 10, uniform; run until the
+#: entropy fell below 1e-8): (n, iterations).
+DISCRETE_PUBLISHED = ((10, 17), (100, 200), (1000, 1800), (10_000, 17_000), (100_000, 200_000))
+
+
+def discrete_collapse_table() -> TableData:
+    header = ["n", "published", "Kimura", "exact here", "published / Kimura"]
+    rows = []
+    for n_, published in DISCRETE_PUBLISHED:
+        kimura = discrete_collapse_time("kimura", 10, n_)
+        exact = discrete_collapse_time("exact", 10, n_)
+        rows.append([str(n_), fmt(published), fmt(kimura), "—" if math.isnan(exact) else fmt(exact),
+                     fmt(published / kimura, 3)])
+    return TableData(header, rows, ("analysis.discrete.collapse_time",
+                                    "analysis.discrete.kimura_collapse_time"))
+
+
+DISCRETE_T = (1, 10, 100)
+
+
+def discrete_long_run() -> TableData:
+    from collapse.analysis.vocabulary import ENTROPY, GINI_DIVERSITY, SURVIVING_CATEGORIES
+
+    header = ["metric", "workflow"] + [f"t = {t}" for t in DISCRETE_T]
+    rows = []
+    for metric in (GINI_DIVERSITY, ENTROPY, SURVIVING_CATEGORIES):
+        for workflow in WORKFLOWS:
+            series = _discrete(workflow, 10, 10, max(DISCRETE_T))[metric]
+            rows.append([metric, workflow] + [fmt(series[t - 1]) for t in DISCRETE_T])
+    return TableData(header, rows, ("analysis.discrete.discrete_theory",))
+
+
 #: Every computed table, by the name the pages use.
 TABLES: dict[str, Callable[[], TableData]] = {
     "gaussian-long-run-trace": lambda: _long_run("b"),
@@ -215,6 +316,10 @@ TABLES: dict[str, Callable[[], TableData]] = {
     "kde-pair-law": pair_law_table,
     "kde-long-run": kde_long_run,
     "kde-steps": kde_steps_table,
+    "regression-published": regression_published_table,
+    "regression-long-run": regression_long_run,
+    "discrete-collapse-time": discrete_collapse_table,
+    "discrete-long-run": discrete_long_run,
 }
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from collapse.analysis.problems import KDE, Gaussian, Problem
+from collapse.analysis.problems import KDE, Discrete, Gaussian, Problem, Regression
 
 ROOT = Path(__file__).resolve().parents[3]
 #: Where generated figures and outputs go (git-ignored; safe to delete).
@@ -102,6 +102,8 @@ RUNS: dict[str, Run] = {
     "rules-kde": Run("compare", KDE(truth="gaussian", n=20, bandwidth=0.5, heldout=50),
                      workflow=("accumulate",) + RULE_SPECS,
                      settings=(("iterations", 15), ("replicates", 2000))),
+    "regression-paper": _compare(Regression(dim=10, n=100), iterations=20, replicates=2000),
+    "discrete-paper": _compare(Discrete(categories=10, n=10), iterations=40, replicates=2000),
     "value-gaussian": _value(Gaussian(dim=1), generator_n=100,
                              real_sizes=(0, 10, 25, 40, 50, 60, 75, 90, 100),
                              synthetic_sizes=(0, 10, 25, 50, 100, 250, 1000, 10000)),
