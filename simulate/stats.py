@@ -54,19 +54,39 @@ replicates would test it).  Below :data:`MIN_REPLICATES` ``compare`` refuses
 (:class:`collapse.analysis.errors.CollapseError`).  The log-determinant, a sum of
 independent log-chi-square terms, is nearly symmetric and is tested once ``R`` is
 large enough for its sample skewness to vouch for that.
+
+Quantile rows.  Where a metric's mean cannot be tested at any feasible replicate
+count but its *law* is known, a theory metric named ``<metric>_q<PP>`` (for example
+``log_cov_det_ratio_q50``) holds the exact ``PP``-percent quantile ``q`` of
+``<metric>`` per iteration.  Its row is tested without any moment assumption: the
+number ``K`` of replicates below ``q`` is ``Binomial(R, PP/100)`` exactly when ``q``
+is the true quantile of a continuous law, so the row's p-value is the exact two-sided
+binomial test of ``K`` (:func:`quantile_row`).  The row's ``theory`` is ``q``, its
+``mean`` the sample quantile, its ``sem`` a distribution-free standard error of the
+sample quantile (half the width of the order-statistic 95% interval, divided by
+1.96), and its ``z`` the normal equivalent of the p-value, signed like
+``sample quantile - q``.  Quantile rows enter Holm's adjustment with all others.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 import numpy as np
+from scipy import special
 from scipy import stats as sps
 
 from collapse.analysis.errors import CollapseError
-from collapse.simulate.tables import COMPARE_COLUMNS, SIMULATE_COLUMNS, Table
+from collapse.simulate.tables import (  # noqa: F401 - quantile names are part of this API
+    COMPARE_COLUMNS,
+    SIMULATE_COLUMNS,
+    Table,
+    quantile_metric,
+    quantile_name,
+)
 
 #: Fewest replicates per sample that :func:`compare` accepts.  With fewer, the upper
 #: confidence limit of a row's spread is more than 4 times its sample value, so a
@@ -254,10 +274,19 @@ class Comparison:
                 + st.count(TOO_FEW),
                 max(zs) if zs else None, self.verdicts[key],
             )
+        quantiles = sorted({row[3] for row in self.table.rows if quantile_metric(row[3])})
+        kind = ("Student-t tests of means and exact binomial tests of quantiles"
+                if quantiles else "Student-t tests")
         out.notes.append(
-            f"Holm-adjusted two-sided Student-t tests over all {self.tested} tested rows; "
+            f"Holm-adjusted two-sided {kind} over all {self.tested} tested rows; "
             f"family-wise false-alarm rate <= alpha = {self.alpha}"
         )
+        if quantiles:
+            out.notes.append(
+                f"{', '.join(quantiles)}: exact quantiles of a metric whose law is known "
+                "(theory = the exact quantile, mean = the sample quantile), each tested by the "
+                "exact binomial test of the count of replicates below it"
+            )
         if self.tested == 0:
             out.notes.append(
                 "no row could be tested, so the verdict says nothing about the theory; "
@@ -348,6 +377,82 @@ def _row_z(theory: float, mean: float, sem: float, skew_of_mean: float = 0.0,
     return float(z[0]), float(p[0])
 
 
+@functools.lru_cache(maxsize=64)
+def _binomial_tail_table(r: int, probability: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``pmf`` of Binomial(r, p), its values sorted, and their running sums."""
+    pmf = sps.binom.pmf(np.arange(r + 1), r, probability)
+    ordered = np.sort(pmf)
+    return pmf, ordered, np.cumsum(ordered)
+
+
+def binomial_two_sided(k: int, r: int, probability: float) -> float:
+    """Exact two-sided binomial p-value of ``k`` successes in ``r`` trials.
+
+    The sum of the probabilities of every outcome no more likely than ``k`` (the
+    "minlike" rule of :func:`scipy.stats.binomtest`, with its relative tolerance
+    ``1e-7``), from a table computed once per ``(r, p)``: fast for thousands of rows.
+
+    Examples
+    --------
+    >>> round(binomial_two_sided(3, 20, 0.5), 6)
+    0.002577
+    >>> round(float(sps.binomtest(3, 20, 0.5).pvalue), 6)
+    0.002577
+    """
+    pmf, ordered, running = _binomial_tail_table(int(r), float(probability))
+    position = int(np.searchsorted(ordered, pmf[int(k)] * (1 + 1e-7), side="right"))
+    return float(min(1.0, running[position - 1])) if position else 0.0
+
+
+def quantile_row(x: np.ndarray, probability: float, exact: float) -> tuple[float, float, float, float]:
+    """Exact test that ``exact`` is the ``probability``-quantile of the law of ``x``.
+
+    Parameters
+    ----------
+    x : array, shape (R,)
+        Independent replicates of a continuous variable.
+    probability : float
+        In (0, 1).
+    exact : float
+        The claimed quantile.
+
+    Returns
+    -------
+    sample_quantile, sem, z, p : float
+        The sample quantile (numpy's default interpolation); a distribution-free
+        standard error (half the width of the order-statistic interval
+        ``[x_(lo), x_(hi)]``, ``lo, hi = R p -+ 1.96 sqrt(R p (1-p))``, over 1.96); the
+        normal equivalent of ``p``, signed like ``sample_quantile - exact``; and the
+        exact two-sided binomial p-value of ``K = #{x_i < exact} ~ Binomial(R, p)``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal(4000)
+    >>> q, sem, z, p = quantile_row(x, 0.5, 0.0)
+    >>> abs(q) < 3 * sem, p > 0.01
+    (True, True)
+    >>> quantile_row(x, 0.5, 0.1)[3] < 1e-6   # a median 0.1 sd off is rejected
+    True
+    """
+    x = np.asarray(x, dtype=float).ravel()
+    r = x.size
+    below = int(np.count_nonzero(x < exact))
+    p_value = binomial_two_sided(below, r, probability)
+    finite = x[~np.isnan(x)]
+    sample = float(np.quantile(finite, probability)) if finite.size else math.nan
+    half = 1.959963984540054 * math.sqrt(r * probability * (1 - probability))
+    order = np.sort(finite)
+    lo = int(min(max(math.floor(r * probability - half), 0), r - 1))
+    hi = int(min(max(math.ceil(r * probability + half), 0), r - 1))
+    with np.errstate(invalid="ignore"):
+        sem = float((order[hi] - order[lo]) / (2 * 1.959963984540054)) if order.size else math.nan
+    z = float(-special.ndtri(p_value / 2)) if 0 < p_value < 1 else (math.inf if p_value == 0 else 0.0)
+    # fewer replicates below the claimed quantile than expected: the sample quantile is above
+    z = z if below < r * probability else -z
+    return sample, sem, z, p_value
+
+
 def _replicate_count(x) -> int:
     shape = np.shape(x)
     return int(shape[0]) if len(shape) == 2 else 0
@@ -369,7 +474,9 @@ def compare(
     setting : str
         Setting name for the table (``gaussian``, ``kde``).
     theory : {workflow: {metric: values per iteration}}
-        Exact expectations; a metric absent for a workflow has no exact theory.
+        Exact expectations; a metric absent for a workflow has no exact theory.  A
+        name ``<metric>_q<PP>`` holds exact quantiles of ``<metric>`` instead, tested by
+        :func:`quantile_row` (see the module docstring).
     samples : {workflow: {metric: array (R, iterations)}}
         Monte Carlo replicates, ``R >= MIN_REPLICATES``.
     alpha : float
@@ -407,6 +514,8 @@ def compare(
     status: list[str] = []
     # Rows to test, grouped by replicate count (one Student reference per count).
     pending: dict[int, list[tuple[int, float, float, float, float]]] = {}
+    # Quantile rows, tested exactly (row index, z, p).
+    exact_rows: list[tuple[int, float, float]] = []
     for workflow, per_metric in samples.items():
         for metric, x in per_metric.items():
             s = summarize(x, lower_bounds.get(metric))
@@ -443,7 +552,20 @@ def compare(
                 table.append(setting, workflow, t + 1, metric, value, mean, sem, None, None, None)
                 status.append(TESTED)
                 pending.setdefault(s.replicates, []).append((len(table.rows) - 1, value, mean, sem, g))
-    raw: list[tuple[int, float, float]] = []  # (row index, z, p)
+            for name in theory.get(workflow, {}):
+                found = quantile_metric(name)
+                if found is None or found[0] != metric:
+                    continue
+                # Exact quantiles of the metric's law: an exact binomial test per row.
+                qs = theory[workflow][name]
+                for t in range(min(len(qs), x.shape[1])):
+                    value = float(qs[t])
+                    sample, sem_q, z_q, p_q = quantile_row(x[:, t], found[1], value)
+                    table.append(setting, workflow, t + 1, name, value, sample, sem_q,
+                                 None, None, None)
+                    status.append(TESTED)
+                    exact_rows.append((len(table.rows) - 1, z_q, p_q))
+    raw: list[tuple[int, float, float]] = list(exact_rows)  # (row index, z, p)
     for r, rows in pending.items():
         idx, values, means, sems, gs = (list(c) for c in zip(*rows))
         z, p = _p_values(np.array(values), np.array(means), np.array(sems), np.array(gs), r - 1)
