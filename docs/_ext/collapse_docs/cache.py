@@ -34,6 +34,11 @@ from typing import Any, Callable
 #: Where pickled results go (git-ignored, under the generated folder of the docs).
 CACHE = Path(__file__).resolve().parents[2] / "_generated" / "cache"
 
+#: The cache file of every result returned in this process, by ``id`` of the result, so
+#: that :func:`collapse_docs.gallery.report` can say which stored results a figure rests
+#: on (``tests/test_docs.py`` recounts their rows from those files).
+FILES: dict[int, str] = {}
+
 
 def _function_id(function: Callable) -> dict[str, str]:
     module = getattr(function, "__module__", "") or ""
@@ -86,7 +91,9 @@ def cached(function: Callable, *args: Any, **kwargs: Any) -> Any:
     if path.is_file():
         try:
             with path.open("rb") as handle:
-                return pickle.load(handle)
+                result = pickle.load(handle)
+            FILES[id(result)] = path.name
+            return result
         except Exception:  # noqa: BLE001 - a truncated or stale pickle is recomputed
             path.unlink(missing_ok=True)
     result = _slim(function(*args, **kwargs))
@@ -94,4 +101,5 @@ def cached(function: Callable, *args: Any, **kwargs: Any) -> Any:
     with os.fdopen(fd, "wb") as handle:
         pickle.dump(result, handle, protocol=pickle.HIGHEST_PROTOCOL)
     os.replace(tmp, path)
+    FILES[id(result)] = path.name
     return result

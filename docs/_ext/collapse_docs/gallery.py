@@ -17,10 +17,16 @@ The examples in ``docs/gallery_src`` call the public API and draw with the resul
 from __future__ import annotations
 
 import collections
+import json
 import math
+import sys
+from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-from collapse_docs.cache import cached
+from collapse_docs.cache import CACHE, FILES, cached
+
+#: Per example, the figures reported and the cached results they rest on (JSON).
+MANIFESTS = CACHE.parent / "gallery"
 
 __all__ = ["cached", "counts", "report", "require_tested", "checks", "fmt"]
 
@@ -67,6 +73,21 @@ def _describe(c: collections.Counter) -> str:
     return text
 
 
+_RECORDED: dict[str, list] = {}
+
+
+def _record(results: Mapping[str, object], panels: list[str]) -> None:
+    """Add a figure to its example's manifest: panels, and each label's cache file."""
+    # sphinx-gallery compiles each example with its own file name (it sets no __file__)
+    example = Path(sys._getframe(2).f_code.co_filename).stem
+    figures = _RECORDED.setdefault(example, [])
+    if not figures:  # first report of this example in this run: start afresh
+        MANIFESTS.mkdir(parents=True, exist_ok=True)
+    figures.append({"panels": panels,
+                    "results": {label: FILES.get(id(r)) for label, r in results.items()}})
+    (MANIFESTS / f"{example}.json").write_text(json.dumps(figures, indent=1) + "\n")
+
+
 def report(results: Mapping[str, object], panels: Iterable[str], *, alpha: float = 0.01) -> str:
     """The verdict of a figure of ``compare`` calls and the rows it rests on, per panel.
 
@@ -74,6 +95,7 @@ def report(results: Mapping[str, object], panels: Iterable[str], *, alpha: float
     each call was made at ``alpha / len(results)`` (Bonferroni), so the figure's
     family-wise false-alarm rate is at most ``alpha``.
     """
+    _record(results, list(panels))
     values = list(results.values())
     bad = [label for label, r in results.items() if r.verdict == "INCONSISTENT"]
     untested = [label for label, r in results.items() if r.verdict == "UNTESTED"]
