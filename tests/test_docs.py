@@ -198,7 +198,8 @@ class Chromium:
         args = [binary, "--headless", "--no-sandbox", "--disable-gpu",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
                 "--no-first-run", "--no-default-browser-check", "--disable-extensions",
-                "--remote-debugging-pipe", f"--user-data-dir={profile}", "about:blank"]
+                "--window-size=1280,900", "--remote-debugging-pipe", f"--user-data-dir={profile}",
+                "about:blank"]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, preexec_fn=to_fds_3_and_4,
                                      pass_fds=(3, 4, cmd_read, res_write))
@@ -302,6 +303,14 @@ PAGE_REPORT_JS = r"""
   const text = clone.textContent;
   report.rawTex = ['\\(', '\\)', '\\[', '\\]', '$$', '\\frac', '\\begin', '\\mathbb',
                    '\\left', '\\operatorname'].filter(p => text.includes(p));
+  // A display formula wider than the column it sits in (the reader must scroll it).
+  report.wideMath = Array.from(document.querySelectorAll('mjx-container[display="true"]'))
+    .filter(e => {
+      const math = e.querySelector('mjx-math');
+      const column = e.closest('div.math, .MathJax_Display, article, body') || e.parentElement;
+      return math && math.getBoundingClientRect().width > column.getBoundingClientRect().width + 1;
+    })
+    .map(e => (e.getAttribute('aria-label') || e.textContent || '').slice(0, 80));
   const images = Array.from(document.images);
   await Promise.all(images.map(img => {
     img.loading = 'eager';
@@ -332,6 +341,8 @@ def page_problems(browser: Chromium, page: Path, expect_math: bool) -> list[str]
     if report["mathTypeset"] != report["mathSources"]:
         problems.append(f"{report['mathSources'] - report['mathTypeset']} of "
                         f"{report['mathSources']} math elements not typeset")
+    if report.get("wideMath"):
+        problems.append(f"display math wider than its column: {report['wideMath']}")
     if expect_math and not (report["mathjax"] and report["mathSources"] > 0):
         problems.append("no typeset math on a page that must have some")
     problems += [f"broken image {img['src']}" for img in report["images"] if not img["ok"]]
