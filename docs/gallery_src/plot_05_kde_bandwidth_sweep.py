@@ -27,6 +27,7 @@ import numpy as np
 from collapse_docs.gallery import cached, checks, report, require_tested
 
 import collapse
+from collapse.simulate.plotting import colour  # the project's colour per workflow
 
 BANDWIDTHS = (0.01, 0.0316, 0.1, 0.316, 1.0, 3.16, 10.0, 31.6, 100.0)
 WORKFLOWS = ("replace", "accumulate", "accumulate-subsample")
@@ -87,17 +88,17 @@ for label in results:
 fig, ax = plt.subplots(figsize=(7, 4.5))
 ax.plot(BANDWIDTHS, [exact[h].values["replace"]["mise"][0] for h in BANDWIDTHS], "k:",
         label="t = 1 (every workflow), exact")
-for workflow, colour in zip(WORKFLOWS, ("C0", "C1", "C2")):
+for workflow in WORKFLOWS:
     ax.plot(BANDWIDTHS, [exact[h].values[workflow]["mise"][-1] for h in BANDWIDTHS],
-            color=colour, label=f"{workflow}, t = 1000, exact")
+            color=colour(workflow), label=f"{workflow}, t = 1000, exact")
 for h in BANDWIDTHS:
     result = results[f"h={h}"]
     row = result.to_frame().query("metric == 'mise' and iteration == @ITERATIONS").iloc[0]
     status = dict(zip(((r[2], r[3]) for r in result.statistics.table.rows),
                       result.statistics.status))[(ITERATIONS, "mise")]
-    ax.errorbar([h], [row["mean"]], yerr=[1.96 * row["sem"]], fmt="o", color="C0",
-                mfc="C0" if status == "tested" else "none", ms=5)
-ax.plot([], [], "o", color="C0", label="replace, t = 1000, Monte Carlo")
+    ax.errorbar([h], [row["mean"]], yerr=[1.96 * row["sem"]], fmt="o", color=colour("replace"),
+                mfc=colour("replace") if status == "tested" else "none", ms=5)
+ax.plot([], [], "o", color=colour("replace"), label="replace, t = 1000, Monte Carlo")
 ax.set_xscale("log")
 ax.set_yscale("log")
 ax.set_xlabel("bandwidth h (units of the truth's standard deviation)")
