@@ -59,6 +59,7 @@ column sums), which the MISE uses; the tests check that they agree to ``1e-12``.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
@@ -181,7 +182,15 @@ def pair_law_table(workflow: str, n: int, iterations: int) -> PairLawTable:
     costs ``O(T^2 L)`` with only nonnegative combinations (no cancellation).
     """
     check_workflow(workflow)
-    n, T = check_n(n), check_iteration(iterations, "iterations")
+    return _pair_law_table(workflow, check_n(n), check_iteration(iterations, "iterations"))
+
+
+@functools.lru_cache(maxsize=8)
+def _pair_law_table(workflow: str, n: int, T: int) -> PairLawTable:
+    """:func:`pair_law_table` after validation, kept for the last few ``(workflow, n, T)``:
+    the law does not depend on the bandwidth or the truth, so a bandwidth sweep (the
+    docs' 1,000-iteration one costs ~15 s per table) computes it once.  The arrays are
+    read-only, so a caller cannot alter the cached table."""
     width = 2 * T - 1
     out = np.zeros((T, 2, width))  # [t-1, coalesced, S]
     out[0, 0, 0] = 1.0
@@ -214,7 +223,10 @@ def pair_law_table(workflow: str, n: int, iterations: int) -> PairLawTable:
             diag_sum += diag[i]
             pool = (i + 1) * n
             out[i] = (n * (n - 1) * diag_sum + 2.0 * n * n * off_sum) / (pool * (pool - 1.0))
-    return PairLawTable(workflow, n, T, out[:, 1, :].copy(), out[:, 0, :].copy())
+    coalesced, distinct = out[:, 1, :].copy(), out[:, 0, :].copy()
+    coalesced.flags.writeable = False
+    distinct.flags.writeable = False
+    return PairLawTable(workflow, n, T, coalesced, distinct)
 
 
 __all__ = [

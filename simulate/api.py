@@ -252,6 +252,30 @@ def simulate(problem: Problem, workflow: WorkflowLike = "all", iterations: int =
                             notes=tuple(notes))
 
 
+def _with_quantiles(expectations: TheoryResult) -> TheoryResult:
+    """Add the exact quantile rows a setting knows (``Setting.quantile_theory``, if any).
+
+    They are scaled by ``theory_scale`` like every expectation, so the negative control
+    moves them too.
+    """
+    import dataclasses
+
+    setting = setting_for(expectations.problem)
+    extra = getattr(setting, "quantile_theory", None)
+    if extra is None:
+        return expectations
+    values = {label: dict(per_metric) for label, per_metric in expectations.values.items()}
+    added = False
+    for rule in expectations.workflows:
+        for name, series in extra(expectations.problem, rule, expectations.iterations).items():
+            values.setdefault(rule.label, {})[name] = tuple(float(v) * expectations.scale
+                                                            for v in series)
+            added = True
+    if not added:
+        return expectations
+    return dataclasses.replace(expectations, values=values)
+
+
 def compare(problem: Problem, workflow: WorkflowLike = "all", iterations: int = ITERATIONS,
             replicates: int = REPLICATES, seed: int = 0, *, alpha: float = 0.01,
             theory_scale: float = 1.0, engine: str = AUTO, chunk_size: int | None = None,
@@ -261,7 +285,11 @@ def compare(problem: Problem, workflow: WorkflowLike = "all", iterations: int = 
 
     Every (workflow, metric, iteration) with exact theory is a row; rows whose
     Monte Carlo mean cannot be tested honestly (heavy-tailed, divergent or
-    underflowing expectations) are set aside and counted, never silently dropped;
+    underflowing expectations) are set aside and counted, never silently dropped.
+    Where a setting knows a metric's exact law, rows of its exact quantiles are added
+    and tested by exact binomial tests (Gaussian ``replace``: the quartiles of the
+    log-determinant ratio, ``log_cov_det_ratio_q25/_q50/_q75``; see
+    :mod:`collapse.simulate.stats`);
     the verdict is ``CONSISTENT`` only if at least one row was tested and none was
     rejected at family-wise false-alarm rate ``alpha`` (see
     :mod:`collapse.simulate.stats`).
@@ -294,7 +322,8 @@ def compare(problem: Problem, workflow: WorkflowLike = "all", iterations: int = 
     check_call("compare", problem, workflow, iterations, replicates, seed, alpha=alpha,
                theory_scale=theory_scale, engine=engine, chunk_size=chunk_size, force=force)
     alpha = float(alpha)
-    expectations = theory(problem, workflow, iterations, scale=theory_scale, force=force)
+    expectations = _with_quantiles(
+        theory(problem, workflow, iterations, scale=theory_scale, force=force))
     simulation = simulate(problem, expectations.workflows, iterations, replicates, seed,
                           engine=engine, chunk_size=chunk_size, checkpoint=checkpoint,
                           force=force)

@@ -21,7 +21,7 @@ import os
 from typing import Iterable, Sequence
 
 from collapse.analysis.vocabulary import METRIC_LABELS, WORKFLOWS
-from collapse.simulate.tables import Table
+from collapse.simulate.tables import Table, quantile_metric
 
 #: One colour per workflow in every figure of the project (Gaussian, KDE and LM).
 WORKFLOW_COLOURS = {"replace": "#d62728", "accumulate": "#1f77b4",
@@ -85,6 +85,37 @@ def metric_order(*tables: Table | None) -> list[str]:
     return seen
 
 
+#: Suffix of the panel that draws every exact-quantile row of one metric together.
+QUANTILES_PANEL = "_quantiles"
+
+
+def panel_order(*tables: Table | None) -> list[str]:
+    """The panels of a figure: every metric in order, except that the exact-quantile rows
+    of a metric (``<metric>_q25``, ``_q50``, ...) share one panel, ``<metric>_quantiles``,
+    placed after the metric itself."""
+    panels: list[str] = []
+    for metric in metric_order(*tables):
+        found = quantile_metric(metric)
+        name = found[0] + QUANTILES_PANEL if found else metric
+        if name not in panels:
+            panels.append(name)
+    return panels
+
+
+def metric_label(metric: str) -> str:
+    """The y-axis label of ``metric`` (or of a quantile row or panel), with its unit."""
+    if metric.endswith(QUANTILES_PANEL):
+        base = metric[: -len(QUANTILES_PANEL)]
+        return f"{METRIC_LABELS.get(base, base)}, exact quantiles"
+    found = quantile_metric(metric)
+    if found:
+        return f"{METRIC_LABELS.get(found[0], found[0])}, {100 * found[1]:g}% quantile"
+    return METRIC_LABELS.get(metric, metric)
+
+
+_QUANTILE_STYLES = ("--", "-", ":", "-.")
+
+
 def draw_metric(ax, metric: str, *, simulated: Table | None = None,
                 theory: Table | None = None, legend: bool = True) -> None:
     """Draw one metric on the matplotlib axes ``ax``.
@@ -98,33 +129,46 @@ def draw_metric(ax, metric: str, *, simulated: Table | None = None,
     if theory is not None:
         th = _series(theory, "value" if "value" in theory.columns else "theory")
     order = workflow_order(theory, simulated)
+    if metric.endswith(QUANTILES_PANEL):
+        # every exact quantile of the metric, one line style per probability
+        base = metric[: -len(QUANTILES_PANEL)]
+        members = sorted({m for m, _ in list(th) + list(mc)
+                          if (quantile_metric(m) or ("",))[0] == base})
+    else:
+        members = [metric]
     values: list[float] = []
     for workflow in order:
         shade = colour(workflow, order)
-        line = th.get((metric, workflow))
-        if line:
-            ax.plot([p[0] for p in line], [p[1] for p in line], "-", color=shade, lw=1.6,
-                    label=f"{workflow} (theory)")
-            values += [p[1] for p in line]
-        pts = mc.get((metric, workflow))
-        if not pts:
-            continue
-        for tested in (True, False):
-            part = [p for p in pts if p[3] is tested]
-            if not part:
+        for k, member in enumerate(members):
+            found = quantile_metric(member)
+            tag = f"q{round(100 * found[1])} " if found and len(members) > 1 else ""
+            style = _QUANTILE_STYLES[k % len(_QUANTILE_STYLES)] if len(members) > 1 else "-"
+            line = th.get((member, workflow))
+            if line:
+                ax.plot([p[0] for p in line], [p[1] for p in line], style, color=shade, lw=1.6,
+                        label=f"{workflow} {tag}(theory)")
+                values += [p[1] for p in line]
+            pts = mc.get((member, workflow))
+            if not pts:
                 continue
-            err = [1.96 * p[2] if p[2] is not None and math.isfinite(p[2]) else 0.0 for p in part]
-            suffix = "Monte Carlo" if tested else "Monte Carlo, not tested"
-            ax.errorbar([p[0] for p in part], [p[1] for p in part], yerr=err, fmt="o", ms=3,
-                        color=shade, mfc=shade if tested else "none", alpha=0.8,
-                        elinewidth=0.8, label=f"{workflow} ({suffix})")
-            values += [p[1] for p in part]
+            for tested in (True, False):
+                part = [p for p in pts if p[3] is tested]
+                if not part:
+                    continue
+                err = [1.96 * p[2] if p[2] is not None and math.isfinite(p[2]) else 0.0
+                       for p in part]
+                what = "sample quantile" if found else "Monte Carlo"
+                suffix = what if tested else f"{what}, not tested"
+                ax.errorbar([p[0] for p in part], [p[1] for p in part], yerr=err, fmt="o", ms=3,
+                            color=shade, mfc=shade if tested else "none", alpha=0.8,
+                            elinewidth=0.8, label=f"{workflow} {tag}({suffix})")
+                values += [p[1] for p in part]
     positive = [v for v in values if v > 0]
     if values and len(positive) == len(values) and max(positive) / min(positive) > 100:
         ax.set_yscale("log")
     ax.set_title(metric)
     ax.set_xlabel("model-fitting iteration t")
-    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+    ax.set_ylabel(metric_label(metric))
     ax.grid(alpha=0.3)
     if legend and ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7, frameon=False)
@@ -135,7 +179,7 @@ def curves_figure(*, simulated: Table | None = None, theory: Table | None = None
     """A new :class:`~matplotlib.figure.Figure` with one panel per metric (pyplot untouched)."""
     from matplotlib.figure import Figure
 
-    names = list(metrics) if metrics is not None else metric_order(theory, simulated)
+    names = list(metrics) if metrics is not None else panel_order(theory, simulated)
     if not names:
         from collapse.analysis.errors import CollapseError
 
@@ -207,7 +251,7 @@ def draw_value_heatmap(ax, grid, real_sizes: Sequence[int], synthetic_sizes: Seq
     mesh = ax.pcolormesh(np.arange(cols + 1) - 0.5, np.arange(rows + 1) - 0.5,
                          np.ma.masked_invalid(values), norm=norm, cmap="viridis",
                          shading="flat")
-    ax.figure.colorbar(mesh, ax=ax, label=METRIC_LABELS.get(metric, metric))
+    ax.figure.colorbar(mesh, ax=ax, label=metric_label(metric))
     ax.set_xticks(range(cols), [str(s) for s in synthetic_sizes])
     ax.set_yticks(range(rows), [str(s) for s in real_sizes])
     ax.set_xlabel("synthetic points n_s")

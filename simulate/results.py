@@ -148,7 +148,10 @@ class _Result:
             global state or backend changes), with one panel per metric, or one
             panel for ``metric`` if given.
         metric : str, optional
-            The metric to draw (default: the first, when ``ax`` is given).
+            The metric to draw (default: the first, when ``ax`` is given).  The exact
+            quantile rows of a metric (``log_cov_det_ratio_q25``, ...) are drawn one by
+            one, or together on the panel ``<metric>_quantiles`` (as in the figure),
+            one line style per probability.
 
         Returns
         -------
@@ -157,11 +160,12 @@ class _Result:
         from collapse.simulate import plotting
 
         simulated, theory = self._tables()
-        names = plotting.metric_order(theory, simulated)
-        if metric is not None and metric not in names:
+        names = plotting.panel_order(theory, simulated)
+        valid = names + [m for m in plotting.metric_order(theory, simulated) if m not in names]
+        if metric is not None and metric not in valid:
             from collapse.analysis.errors import CollapseError
 
-            raise CollapseError(f"metric must be one of {', '.join(names)} (got {metric!r})")
+            raise CollapseError(f"metric must be one of {', '.join(valid)} (got {metric!r})")
         if ax is not None:
             plotting.draw_metric(ax, metric or names[0], simulated=simulated, theory=theory)
             return ax

@@ -7,6 +7,14 @@ for every other rule :func:`collapse.analysis.gaussian_rules.gaussian_rule_theor
 (``mean_sq_error`` and ``cov_trace_ratio``).  Replicates come from
 :func:`collapse.simulate.gaussian.simulate_gaussian`, which runs every rule.
 
+``compare`` also tests exact quantiles where the law is known
+(:meth:`GaussianSetting.quantile_theory`): under ``replace`` the log-determinant
+ratio is a sum of independent log-chi-square terms, so its quartiles are exact
+(:mod:`collapse.analysis.gaussian_quantiles`) and the rows
+``log_cov_det_ratio_q25``, ``log_cov_det_ratio_q50`` and ``log_cov_det_ratio_q75``
+are tested by an exact binomial test at every replicate count, where the means of the
+determinant, trace and test NLL are too heavy-tailed to test.
+
 Examples
 --------
 >>> from collapse.analysis.workflows import Workflow
@@ -14,6 +22,9 @@ Examples
 >>> th = setting.theory(Gaussian(n=10), Workflow.parse("fresh"), 2)
 >>> th.values["mean_sq_error"]
 (0.1, 0.0725)
+>>> q = setting.quantile_theory(Gaussian(n=10), Workflow.parse("replace"), 2)
+>>> sorted(q), round(q["log_cov_det_ratio_q50"][0], 4)
+(['log_cov_det_ratio_q25', 'log_cov_det_ratio_q50', 'log_cov_det_ratio_q75'], -0.1812)
 """
 
 from __future__ import annotations
@@ -32,6 +43,7 @@ from collapse.analysis.vocabulary import (
     GAUSSIAN_METRICS,
     LOG_COV_DET_RATIO,
     MEAN_SQ_ERROR,
+    REPLACE,
     TEST_NLL,
     UNBIASED,
     WORKFLOWS,
@@ -62,6 +74,24 @@ class GaussianSetting(Setting):
                                              iterations=iterations, sigma2=problem.sigma2,
                                              covariance=problem.covariance)
         return Expectations(values=values, notes=tuple(notes))
+
+    def quantile_theory(self, problem: Gaussian, workflow: Workflow,
+                        iterations: int) -> dict[str, tuple[float, ...]]:
+        """Exact quantiles that ``compare`` tests, by row name (empty where none are known).
+
+        ``replace`` with ``n - 1 >= dim``: the quartiles of ``log_cov_det_ratio``
+        (:func:`collapse.analysis.gaussian_quantiles.replace_log_det_quantiles`), named
+        ``log_cov_det_ratio_q25``, ``_q50`` and ``_q75``.  They do not depend on
+        ``sigma2`` (the ratio is scale-free).
+        """
+        if workflow.name != REPLACE or problem.n - 1 < problem.dim:
+            return {}
+        from collapse.analysis.gaussian_quantiles import QUARTILES, replace_log_det_quantiles
+        from collapse.simulate.stats import quantile_name
+
+        found = replace_log_det_quantiles(problem.n, problem.dim, iterations,
+                                          problem.covariance, QUARTILES)
+        return {quantile_name(LOG_COV_DET_RATIO, p): values for p, values in found.items()}
 
     def simulate(self, problem: Gaussian, workflow: Workflow, *, iterations: int,
                  replicates: int, seed: int, chunk_size: int | None,

@@ -68,19 +68,39 @@ Exact zeros.  Replicates at exactly 0 while the expectation is positive are take
 float underflow (a collapsed determinant) and the row is set aside, except for the
 metrics named in ``attained``, which reach their lower bound 0 as a value (the
 diversity of a distribution left with one category).
+
+Quantile rows.  Where a metric's mean cannot be tested at any feasible replicate
+count but its *law* is known, a theory metric named ``<metric>_q<PP>`` (for example
+``log_cov_det_ratio_q50``) holds the exact ``PP``-percent quantile ``q`` of
+``<metric>`` per iteration.  Its row is tested without any moment assumption: the
+number ``K`` of replicates below ``q`` is ``Binomial(R, PP/100)`` exactly when ``q``
+is the true quantile of a continuous law, so the row's p-value is the exact two-sided
+binomial test of ``K`` (:func:`quantile_row`).  The row's ``theory`` is ``q``, its
+``mean`` the sample quantile, its ``sem`` a distribution-free standard error of the
+sample quantile (half the width of the order-statistic 95% interval, divided by
+1.96), and its ``z`` the normal equivalent of the p-value, signed like
+``sample quantile - q``.  Quantile rows enter Holm's adjustment with all others.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Collection, Mapping, Sequence
 
 import numpy as np
+from scipy import special
 from scipy import stats as sps
 
 from collapse.analysis.errors import CollapseError
-from collapse.simulate.tables import COMPARE_COLUMNS, SIMULATE_COLUMNS, Table
+from collapse.simulate.tables import (  # noqa: F401 - quantile names are part of this API
+    COMPARE_COLUMNS,
+    SIMULATE_COLUMNS,
+    Table,
+    quantile_metric,
+    quantile_name,
+)
 
 #: Fewest replicates per sample that :func:`compare` accepts.  With fewer, the upper
 #: confidence limit of a row's spread is more than 4 times its sample value, so a
@@ -241,6 +261,7 @@ class Comparison:
     alpha: float
     verdicts: dict[tuple[str, str], str] = field(default_factory=dict)
     binomial: int = 0  #: tested rows of 0/1 metrics (exact binomial tests)
+    quantile_rows: int = 0  #: tested quantile rows (exact binomial tests)
 
     @property
     def consistent(self) -> bool:
@@ -269,14 +290,25 @@ class Comparison:
                 + st.count(TOO_FEW),
                 max(zs) if zs else None, self.verdicts[key],
             )
-        kinds = "Student-t tests"
+        quantiles = sorted({row[3] for row in self.table.rows if quantile_metric(row[3])})
+        kinds = []
+        if self.tested - self.binomial - self.quantile_rows > 0:
+            kinds.append("Student-t tests of means")
         if self.binomial:
-            kinds = (f"Student-t tests ({self.binomial} of them exact binomial tests of 0/1 "
-                     f"metrics)" if self.binomial < self.tested else "exact binomial tests")
+            kinds.append("exact binomial tests of 0/1 metrics")
+        if self.quantile_rows:
+            kinds.append("exact binomial tests of quantiles")
+        kind = " and ".join(kinds) or "Student-t tests"
         out.notes.append(
-            f"Holm-adjusted two-sided {kinds} over all {self.tested} tested rows; "
+            f"Holm-adjusted two-sided {kind} over all {self.tested} tested rows; "
             f"family-wise false-alarm rate <= alpha = {self.alpha}"
         )
+        if quantiles:
+            out.notes.append(
+                f"{', '.join(quantiles)}: exact quantiles of a metric whose law is known "
+                "(theory = the exact quantile, mean = the sample quantile), each tested by the "
+                "exact binomial test of the count of replicates below it"
+            )
         if self.tested == 0:
             out.notes.append(
                 "no row could be tested, so the verdict says nothing about the theory; "
@@ -389,6 +421,82 @@ def _binomial_test(ones: int, replicates: int, p: float) -> tuple[float, float]:
     return z, float(min(1.0, sps.binomtest(ones, replicates, p).pvalue))
 
 
+@functools.lru_cache(maxsize=64)
+def _binomial_tail_table(r: int, probability: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``pmf`` of Binomial(r, p), its values sorted, and their running sums."""
+    pmf = sps.binom.pmf(np.arange(r + 1), r, probability)
+    ordered = np.sort(pmf)
+    return pmf, ordered, np.cumsum(ordered)
+
+
+def binomial_two_sided(k: int, r: int, probability: float) -> float:
+    """Exact two-sided binomial p-value of ``k`` successes in ``r`` trials.
+
+    The sum of the probabilities of every outcome no more likely than ``k`` (the
+    "minlike" rule of :func:`scipy.stats.binomtest`, with its relative tolerance
+    ``1e-7``), from a table computed once per ``(r, p)``: fast for thousands of rows.
+
+    Examples
+    --------
+    >>> round(binomial_two_sided(3, 20, 0.5), 6)
+    0.002577
+    >>> round(float(sps.binomtest(3, 20, 0.5).pvalue), 6)
+    0.002577
+    """
+    pmf, ordered, running = _binomial_tail_table(int(r), float(probability))
+    position = int(np.searchsorted(ordered, pmf[int(k)] * (1 + 1e-7), side="right"))
+    return float(min(1.0, running[position - 1])) if position else 0.0
+
+
+def quantile_row(x: np.ndarray, probability: float, exact: float) -> tuple[float, float, float, float]:
+    """Exact test that ``exact`` is the ``probability``-quantile of the law of ``x``.
+
+    Parameters
+    ----------
+    x : array, shape (R,)
+        Independent replicates of a continuous variable.
+    probability : float
+        In (0, 1).
+    exact : float
+        The claimed quantile.
+
+    Returns
+    -------
+    sample_quantile, sem, z, p : float
+        The sample quantile (numpy's default interpolation); a distribution-free
+        standard error (half the width of the order-statistic interval
+        ``[x_(lo), x_(hi)]``, ``lo, hi = R p -+ 1.96 sqrt(R p (1-p))``, over 1.96); the
+        normal equivalent of ``p``, signed like ``sample_quantile - exact``; and the
+        exact two-sided binomial p-value of ``K = #{x_i < exact} ~ Binomial(R, p)``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal(4000)
+    >>> q, sem, z, p = quantile_row(x, 0.5, 0.0)
+    >>> abs(q) < 3 * sem, p > 0.01
+    (True, True)
+    >>> quantile_row(x, 0.5, 0.1)[3] < 1e-6   # a median 0.1 sd off is rejected
+    True
+    """
+    x = np.asarray(x, dtype=float).ravel()
+    r = x.size
+    below = int(np.count_nonzero(x < exact))
+    p_value = binomial_two_sided(below, r, probability)
+    finite = x[~np.isnan(x)]
+    sample = float(np.quantile(finite, probability)) if finite.size else math.nan
+    half = 1.959963984540054 * math.sqrt(r * probability * (1 - probability))
+    order = np.sort(finite)
+    lo = int(min(max(math.floor(r * probability - half), 0), r - 1))
+    hi = int(min(max(math.ceil(r * probability + half), 0), r - 1))
+    with np.errstate(invalid="ignore"):
+        sem = float((order[hi] - order[lo]) / (2 * 1.959963984540054)) if order.size else math.nan
+    z = float(-special.ndtri(p_value / 2)) if 0 < p_value < 1 else (math.inf if p_value == 0 else 0.0)
+    # fewer replicates below the claimed quantile than expected: the sample quantile is above
+    z = z if below < r * probability else -z
+    return sample, sem, z, p_value
+
+
 def _replicate_count(x) -> int:
     shape = np.shape(x)
     return int(shape[0]) if len(shape) == 2 else 0
@@ -412,7 +520,9 @@ def compare(
     setting : str
         Setting name for the table (``gaussian``, ``kde``).
     theory : {workflow: {metric: values per iteration}}
-        Exact expectations; a metric absent for a workflow has no exact theory.
+        Exact expectations; a metric absent for a workflow has no exact theory.  A
+        name ``<metric>_q<PP>`` holds exact quantiles of ``<metric>`` instead, tested by
+        :func:`quantile_row` (see the module docstring).
     samples : {workflow: {metric: array (R, iterations)}}
         Monte Carlo replicates, ``R >= MIN_REPLICATES``.
     alpha : float
@@ -455,7 +565,9 @@ def compare(
     status: list[str] = []
     # Rows to test, grouped by replicate count (one Student reference per count).
     pending: dict[int, list[tuple[int, float, float, float, float]]] = {}
-    exact_rows: list[tuple[int, float, float]] = []  # indicator rows: (row, z, p)
+    # rows tested exactly, not by the studentized mean: indicators and quantiles (row, z, p)
+    exact_rows: list[tuple[int, float, float]] = []
+    indicator_rows = quantile_rows = 0
     for workflow, per_metric in samples.items():
         for metric, x in per_metric.items():
             s = summarize(x, lower_bounds.get(metric))
@@ -475,6 +587,7 @@ def compare(
                     status.append(TESTED)
                     z, p = _binomial_test(int(indicator[t]), s.replicates, value)
                     exact_rows.append((len(table.rows) - 1, z, p))
+                    indicator_rows += 1
                     continue
                 if math.isinf(value) and value > 0 and not (math.isinf(mean) and mean > 0):
                     # A divergent expectation cannot be estimated by a finite mean.
@@ -501,6 +614,20 @@ def compare(
                 table.append(setting, workflow, t + 1, metric, value, mean, sem, None, None, None)
                 status.append(TESTED)
                 pending.setdefault(s.replicates, []).append((len(table.rows) - 1, value, mean, sem, g))
+            for name in theory.get(workflow, {}):
+                found = quantile_metric(name)
+                if found is None or found[0] != metric:
+                    continue
+                # Exact quantiles of the metric's law: an exact binomial test per row.
+                qs = theory[workflow][name]
+                for t in range(min(len(qs), x.shape[1])):
+                    value = float(qs[t])
+                    sample, sem_q, z_q, p_q = quantile_row(x[:, t], found[1], value)
+                    table.append(setting, workflow, t + 1, name, value, sample, sem_q,
+                                 None, None, None)
+                    status.append(TESTED)
+                    exact_rows.append((len(table.rows) - 1, z_q, p_q))
+                    quantile_rows += 1
     raw: list[tuple[int, float, float]] = []  # (row index, z, p)
     for r, rows in pending.items():
         idx, values, means, sems, gs = (list(c) for c in zip(*rows))
@@ -519,7 +646,8 @@ def compare(
             row[8] = float(pa)
             row[9] = not bool(rej)
             table.rows[i] = tuple(row)
-    result = Comparison(table=table, status=status, alpha=alpha, binomial=len(exact_rows))
+    result = Comparison(table=table, status=status, alpha=alpha, binomial=indicator_rows,
+                        quantile_rows=quantile_rows)
     groups: dict[tuple[str, str], list[int]] = {}
     for i, row in enumerate(table.rows):
         groups.setdefault((row[1], row[3]), []).append(i)

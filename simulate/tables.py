@@ -309,3 +309,39 @@ def write_bytes(path: str | os.PathLike, data: bytes, option: str = "output") ->
 def write_text(path: str | os.PathLike, text: str, option: str = "output") -> Path:
     """Write ``text`` (UTF-8) to ``path``; see :func:`write_bytes`."""
     return write_bytes(path, text.encode("utf-8"), option)
+
+
+# --------------------------------------------------------------------------- row names
+
+
+_QUANTILE_SUFFIX = "_q"
+
+
+def quantile_metric(name: str) -> tuple[str, float] | None:
+    """``(metric, probability)`` for a quantile row's name ``<metric>_q<PP>``, else None.
+
+    Examples
+    --------
+    >>> quantile_metric("log_cov_det_ratio_q25")
+    ('log_cov_det_ratio', 0.25)
+    >>> quantile_metric("log_cov_det_ratio") is None, quantile_metric("x_q0") is None
+    (True, True)
+    """
+    base, sep, digits = name.rpartition(_QUANTILE_SUFFIX)
+    if not sep or not base or not digits.isdigit() or len(digits) != 2 or digits == "00":
+        return None
+    return base, int(digits) / 100.0
+
+
+def quantile_name(metric: str, probability: float) -> str:
+    """The row name of the ``probability`` quantile of ``metric`` (two percent digits).
+
+    Examples
+    --------
+    >>> quantile_name("log_cov_det_ratio", 0.5)
+    'log_cov_det_ratio_q50'
+    """
+    percent = round(100 * probability)
+    if not 1 <= percent <= 99 or abs(percent - 100 * probability) > 1e-9:
+        raise ValueError(f"probability must be a whole percentage in (0, 1) (got {probability})")
+    return f"{metric}{_QUANTILE_SUFFIX}{percent:02d}"

@@ -153,7 +153,10 @@ def test_plot_never_changes_the_backend(tmp_path):
     before = matplotlib.get_backend()
     result = collapse.compare(collapse.Gaussian(n=10), "all", 4, 100, 0)
     figure = result.plot()
-    assert isinstance(figure, Figure) and len(figure.axes) == 5
+    # five metrics, and replace's exact log-det quartiles on one more panel
+    assert isinstance(figure, Figure) and len(figure.axes) == 6
+    assert figure.axes[-1].get_title() == "log_cov_det_ratio_quantiles"
+    assert "quantiles" in figure.axes[-1].get_ylabel()
     ax = Figure().subplots()
     assert result.plot(ax=ax, metric="mean_sq_error") is ax
     assert ax.get_ylabel() and ax.lines

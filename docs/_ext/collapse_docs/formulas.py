@@ -17,6 +17,7 @@ formula can drift from the code.
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Callable, Iterable
@@ -48,6 +49,72 @@ COVARIANCES = (MLE, UNBIASED)
 COVARIANCE_LABEL = {MLE: r"\text{MLE (divisor } m)", UNBIASED: r"\text{divisor } m-1"}
 
 
+#: Widest line of a displayed formula, in "visible characters" (:func:`visible_width`):
+#: about 60 fit the text column of the site (736 px, measured in Chromium).
+LINE_WIDTH = 56
+
+
+def visible_width(latex: str) -> int:
+    """A rough width of rendered LaTeX: symbols left after dropping commands and braces,
+    a fraction counting as its wider part."""
+    def frac(match: re.Match) -> str:
+        return "x" * max(visible_width(match.group(1)), visible_width(match.group(2)))
+
+    flat = latex
+    for _ in range(4):  # innermost fractions first
+        flat = re.sub(r"\\frac\{([^{}]*)\}\{([^{}]*)\}", frac, flat)
+    flat = re.sub(r"\\(left|right|mathbb|mathrm|operatorname|text|quad|qquad|,|!|\s)", "", flat)
+    flat = re.sub(r"\\[a-zA-Z]+", "x", flat)
+    return len(re.sub(r"[{}^_ &]", "", flat))
+
+
+def _split_sum(expr: Any, first_width: int) -> list[str]:
+    """The terms of a long sum as lines of at most :data:`LINE_WIDTH` less ``first_width``
+    (the left-hand column of the aligned block), each but the first with its sign."""
+    lines: list[str] = []
+    current = ""
+    for k, term in enumerate(expr.as_ordered_terms()):
+        if k == 0:
+            piece = tex(term)
+        elif term.could_extract_minus_sign():
+            piece = " - " + tex(-term)
+        else:
+            piece = " + " + tex(term)
+        budget = max(LINE_WIDTH - first_width - (4 if lines else 0), 24)
+        if current and visible_width(current + piece) > budget:
+            lines.append(current)
+            current = piece
+        else:
+            current += piece
+    lines.append(current)
+    return lines
+
+
+def _split_product(expr: Any, first_width: int) -> list[str] | None:
+    """A long quotient of products as lines of fractions of paired factors (numerator
+    factor ``k`` over denominator factor ``k``), joined by ``\\cdot``; ``None`` when
+    ``expr`` has fewer than two factors on either side."""
+    numerator, denominator = sp.fraction(sp.factor_terms(expr))
+    tops, bottoms = list(sp.Mul.make_args(numerator)), list(sp.Mul.make_args(denominator))
+    if len(tops) < 2 and len(bottoms) < 2:
+        return None
+    size = max(len(tops), len(bottoms))
+    tops += [sp.Integer(1)] * (size - len(tops))
+    bottoms += [sp.Integer(1)] * (size - len(bottoms))
+    pieces = [tex(a) if b == 1 else rf"\frac{{{tex(a)}}}{{{tex(b)}}}" for a, b in zip(tops, bottoms)]
+    lines: list[str] = []
+    current = ""
+    for piece in pieces:
+        joined = f"{current} \\cdot {piece}" if current else piece
+        if current and visible_width(joined) > max(LINE_WIDTH - first_width - 4, 24):
+            lines.append(current)
+            current = r"\cdot " + piece
+        else:
+            current = joined
+    lines.append(current)
+    return lines
+
+
 @dataclass(frozen=True)
 class Equation:
     """One displayed equation ``lhs = rhs`` (``rhs`` a sympy expression or LaTeX)."""
@@ -61,6 +128,30 @@ class Equation:
         note = rf"\qquad {self.note}" if self.note else ""
         return f"{self.lhs} {eq} {tex(self.rhs)}{note}"
 
+    def wide(self) -> bool:
+        """Whether one line would be wider than :data:`LINE_WIDTH`."""
+        return visible_width(self.latex()) > LINE_WIDTH
+
+    def aligned_lines(self, width: int | None = None) -> str:
+        """The equation as lines of an ``aligned`` block whose left column is ``width``
+        wide (default: this left-hand side's): a long sum broken between its terms, a
+        note on a line of its own."""
+        rhs = tex(self.rhs)
+        width = visible_width(self.lhs) if width is None else width
+        parts = None
+        if isinstance(self.rhs, sp.Add) and visible_width(rhs) > LINE_WIDTH - width:
+            parts = _split_sum(self.rhs, width)
+        elif isinstance(self.rhs, sp.Expr) and visible_width(rhs) > 2 * LINE_WIDTH:
+            parts = _split_product(self.rhs, width)  # a quotient too wide to read
+        if parts:
+            body = rf"{self.lhs} &= {parts[0]}" + "".join(
+                rf" \\ &\quad {part}" for part in parts[1:])
+        else:
+            body = rf"{self.lhs} &= {rhs}"
+        if self.note:  # in the left column, so that it does not add to the right one
+            body += rf" \\ {self.note} &"
+        return body
+
 
 @dataclass(frozen=True)
 class FormulaBlock:
@@ -72,9 +163,15 @@ class FormulaBlock:
 
     def latex(self) -> str:
         """The block as one LaTeX display (``aligned`` when it has several equations)."""
-        if len(self.equations) == 1:
-            return self.equations[0].latex()
-        body = r" \\ ".join(eq.latex(align=True) for eq in self.equations)
+        # aligned, the block is as wide as its widest left side plus its widest right side
+        width = max(visible_width(eq.lhs) for eq in self.equations)
+        right = max(visible_width(eq.latex()) - visible_width(eq.lhs) for eq in self.equations)
+        if width + right <= LINE_WIDTH:
+            if len(self.equations) == 1:
+                return self.equations[0].latex()
+            body = r" \\ ".join(eq.latex(align=True) for eq in self.equations)
+        else:
+            body = r" \\ ".join(eq.aligned_lines(width) for eq in self.equations)
         return rf"\begin{{aligned}} {body} \end{{aligned}}"
 
 
