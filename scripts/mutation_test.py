@@ -53,6 +53,8 @@ GAUSSIAN_ENGINE = ("tests/test_gaussian_engine.py",)
 KDE_ENGINE = ("tests/test_kde_engine.py",)
 STATS = ("tests/test_stats.py", "tests/test_compare_calibration.py")
 API = ("tests/test_api.py", "tests/test_cli.py", "tests/test_reliability.py")
+REGRESSION = ("tests/test_regression.py", "tests/test_cli_regression.py")
+DISCRETE = ("tests/test_discrete.py", "tests/test_cli_discrete.py")
 LM = ("tests/test_lm_data.py", "tests/test_lm_rules.py", "tests/test_lm_reliability.py", "tests/test_lm_loop.py")
 
 MUTANTS: list[Mutant] = [
@@ -140,6 +142,19 @@ MUTANTS: list[Mutant] = [
       "        if False:\n            with open(path, \"wb\") as handle:", *API),
     M("budget-off", "simulate/budget.py",
       "    if force:\n        return\n", "    return\n", *API),
+    # --- regression and discrete settings
+    M("regression-inverse-trace", "analysis/regression.py",
+      "        return Fraction(dim, n - dim - 1)", "        return Fraction(dim, n - dim)",
+      *REGRESSION),
+    M("regression-engine-fresh-noise", "simulate/regression.py",
+      "                delta = (fresh + synthetic) / (count + 1)",
+      "                delta = (fresh + synthetic) / count", *REGRESSION),
+    M("discrete-gini-noise", "analysis/discrete.py",
+      "        noise_variance=lambda d: (one - d) / n,",
+      "        noise_variance=lambda d: (one - d) / (n - 1),", *DISCRETE),
+    M("discrete-subsample-fpc", "analysis/discrete.py",
+      "(one - p) * (size - m) / (m * (size - 1))", "(one - p) * (size - m) / (m * size)",
+      *DISCRETE),
     # --- the language-model loop
     M("lm-trusts-damaged-files", "lm/rundir.py",
       'if file_record(file)["sha256"] != record["files"][name]["sha256"]:',

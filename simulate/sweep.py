@@ -1093,8 +1093,9 @@ class SweepResult:
     ...                       scheduler="synchronous")
     >>> done.complete, done.verdicts, done.exit_status
     (True, {'CONSISTENT': 2}, 0)
+    >>> # 2 workflows x 5 metrics x 3 iterations, and replace's 3 log-det quartiles x 3
     >>> done.results.name, len(done.to_frame())
-    ('results.csv', 30)
+    ('results.csv', 39)
     """
 
     output: Path
