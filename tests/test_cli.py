@@ -140,6 +140,16 @@ def test_checkpoint_resume_reuses_finished_workflows(capsys, tmp_path):
     assert "reused" not in err1 and err2.count("reused") == 3
 
 
+def assert_one_line_refusal(argv: list[str], option: str) -> None:
+    """The installed command refuses ``argv``: exit 2, nothing on stdout, one line on stderr
+    that starts ``collapse: error:`` and names ``option``, no traceback."""
+    proc = subprocess.run([COLLAPSE, *argv], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+    line, = proc.stderr.strip().splitlines()
+    assert line.startswith("collapse: error:") and option in line
+    assert "Traceback" not in proc.stderr
+
+
 @pytest.mark.parametrize(
     "argv, parameter",
     [
