@@ -241,6 +241,9 @@ class _Metrics:
         self.tile = {name: np.empty((self.TILE, rows)) for name in DISCRETE_METRICS}
         self.first = 1  # the tile's first iteration
         self.members = np.arange(rows)  # rows live at that iteration
+        # absorbed rows: from which iteration on, and their constant values (filled at the end)
+        self.absorb_start = np.full(rows, iterations + 1, dtype=np.int64)
+        self.absorb_values = {name: np.zeros(rows) for name in DISCRETE_METRICS}
 
     def values(self, counts: np.ndarray, size: int | np.ndarray) -> dict[str, np.ndarray]:
         f = counts / (size if np.ndim(size) == 0 else np.asarray(size)[:, None])
@@ -273,14 +276,25 @@ class _Metrics:
         """Models ``start..T`` all equal the one category left in each ``pool`` row.
 
         Their values come from the same arithmetic as :meth:`put` (the frequency of the
-        survivor is exactly 1), so filling them in changes no bit: into the tile for its
-        remaining iterations, straight into the output after it.
+        survivor is exactly 1), so filling them in changes no bit.  They are written by
+        :meth:`finish`, in one masked pass over the chunk per metric: writing each
+        absorbed row's remaining columns as it is absorbed cost a third of a
+        replace-until-collapse run.
         """
-        beyond = self.first + self.TILE  # the first iteration after the tile
+        self.absorb_start[rows] = start
         for name, value in self.values(pool, pool.sum(axis=1)).items():
-            if start < beyond:
-                self.tile[name][start - self.first:, rows] = value
-            self.out[name][self.start + rows, max(start, beyond) - 1:] = value[:, None]
+            self.absorb_values[name][rows] = value
+
+    def finish(self) -> None:
+        """Write the last tile, then every absorbed row's constant remaining iterations
+        (over whatever the tiles left there)."""
+        self.flush()
+        if not (self.absorb_start <= self.iterations).any():
+            return
+        rows = self.absorb_start.size
+        mask = np.arange(self.iterations)[None, :] >= (self.absorb_start - 1)[:, None]
+        for name, value in self.absorb_values.items():
+            np.copyto(self.out[name][self.start:self.start + rows], value[:, None], where=mask)
 
 
 def _chunk(config: _Config, part: list[Block], seed: int, out: dict[str, np.ndarray],
@@ -320,7 +334,7 @@ def _chunk(config: _Config, part: list[Block], seed: int, out: dict[str, np.ndar
                 size = m
         metrics.put(t, live.rows, model, size)
         if t == T:
-            metrics.flush()
+            metrics.finish()
             return
         batch = _draw_batches(process, live, model, n)
         if rule.window is None:
@@ -336,7 +350,7 @@ def _chunk(config: _Config, part: list[Block], seed: int, out: dict[str, np.ndar
                 metrics.absorbed(t + 1, live.rows[done], following[done])
                 keep = ~done
                 if not keep.any():
-                    metrics.flush()
+                    metrics.finish()
                     return
                 live.keep(keep)
                 real, total = real[keep], total[keep]
