@@ -267,10 +267,18 @@ class _Metrics:
         """Write the tile's iterations ``first .. min(first + TILE - 1, T)`` out."""
         width = min(self.TILE, self.iterations - self.first + 1)
         columns = slice(self.first - 1, self.first - 1 + width)
+        rows = self.absorb_start.size
+        dense = 4 * self.members.size >= rows
         for name, tile in self.tile.items():
             # a contiguous copy first: assigning the transposed view is ten times slower
-            block = np.ascontiguousarray(tile[:width, self.members].T)
-            self.out[name][self.start + self.members, columns] = block
+            if dense:
+                # most rows live: every row at once, without fancy indexing; the rows
+                # absorbed before this tile get garbage here, which finish() overwrites
+                self.out[name][self.start:self.start + rows, columns] = \
+                    np.ascontiguousarray(tile[:width].T)
+            else:
+                block = np.ascontiguousarray(tile[:width, self.members].T)
+                self.out[name][self.start + self.members, columns] = block
 
     def absorbed(self, start: int, rows: np.ndarray, pool: np.ndarray) -> None:
         """Models ``start..T`` all equal the one category left in each ``pool`` row.
