@@ -103,10 +103,12 @@ RUNS: dict[str, Run] = {
                              plot=False),
     "quickstart-compare": Run("compare", Gaussian(n=20, dim=2),
                               settings=(("iterations", 10), ("replicates", 2000)), plot=False),
-    "compare-example": Run("compare", Gaussian(n=20, dim=2),
-                           settings=(("iterations", 20), ("replicates", 1000)), plot=False),
-    "compare-negative-control": Run("compare", Gaussian(n=20, dim=2),
-                                    settings=(("iterations", 20), ("replicates", 1000),
+    # n = 100, d = 10 (a point of the paper's grid): every mean-error and trace row, and
+    # replace's test loss, is tested (at n = 20, d = 2 and 1,000 replicates none of the 60 mean-error rows was)
+    "compare-example": Run("compare", Gaussian(n=100, dim=10),
+                           settings=(("iterations", 20), ("replicates", 2000)), plot=False),
+    "compare-negative-control": Run("compare", Gaussian(n=100, dim=10),
+                                    settings=(("iterations", 20), ("replicates", 2000),
                                               ("theory_scale", 1.05)),
                                     plot=False, expect_status=1),
     # n = 100, d = 10, 4,000 replicates: all 360 rows tested (at n = 20, d = 2 and 2,000
