@@ -32,6 +32,10 @@ def csv_table(text):
     return Table.from_csv(io.StringIO(text))
 
 
+def csv_records(text):
+    return csv_table(text).records()
+
+
 def test_theory_csv_schema_and_metrics(capsys):
     code, out, _ = run(capsys, "theory", "gaussian", "--n", "20", "--dim", "3",
                        "--iterations", "4", "--format", "csv")

@@ -22,24 +22,13 @@ import re
 import numpy as np
 import pytest
 from scipy import stats as sps
-from test_cli import assert_one_line_refusal
+from test_cli import assert_one_line_refusal, csv_records, run
 
 import collapse
-from collapse.simulate.cli import main
 from collapse.simulate.cli_options import argv_for
 from collapse.simulate.stats import _binomial_test
 from collapse.simulate.stats import compare as stats_compare
 from collapse.simulate.tables import COMPARE_COLUMNS, THEORY_COLUMNS, Table
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def csv_records(text):
-    return Table.from_csv(io.StringIO(text)).records()
 
 
 def series(records, workflow, metric):

@@ -21,21 +21,10 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from test_cli import assert_one_line_refusal
+from test_cli import assert_one_line_refusal, csv_records, run
 
 import collapse
-from collapse.simulate.cli import main
 from collapse.simulate.tables import COMPARE_COLUMNS, SIMULATE_COLUMNS, THEORY_COLUMNS, Table
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def csv_records(text):
-    return Table.from_csv(io.StringIO(text)).records()
 
 
 def series(records, workflow, metric="test_mse"):

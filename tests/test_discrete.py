@@ -27,6 +27,7 @@ import mpmath
 import numpy as np
 import pytest
 import sympy as sp
+from mc_checks import FAMILY_ALPHA, check_agreement, z_critical
 from scipy import stats
 
 from collapse.analysis.discrete import (
@@ -58,41 +59,12 @@ from collapse.simulate.discrete import (
     urn_subset,
 )
 
-FAMILY_ALPHA = 1e-3
-ERROR = 0.05
-POWER = 0.99
-
 
 def w(spec: str) -> Workflow:
     return Workflow.parse(spec)
 
 
 # --------------------------------------------------------------------------- statistics
-
-
-def z_critical(checks: int) -> float:
-    return float(stats.norm.isf(FAMILY_ALPHA / (2 * checks)))
-
-
-def mc_failures(cells, scale: float = 1.0) -> list[str]:
-    crit = z_critical(len(cells))
-    bad = []
-    for label, sample, theory in cells:
-        se = sample.std(ddof=1) / math.sqrt(sample.size)
-        z = (sample.mean() - scale * theory) / se
-        if abs(z) > crit:
-            bad.append(f"{label}: {sample.mean():.6g} vs {scale * theory:.6g} (z = {z:.2f})")
-    return bad
-
-
-def check_agreement(cells) -> None:
-    crit = z_critical(len(cells))
-    for label, sample, theory in cells:
-        se = sample.std(ddof=1) / math.sqrt(sample.size)
-        power = stats.norm.cdf(ERROR * abs(theory) / se - crit)
-        assert power >= POWER, f"{label}: power {power:.3f} against a 5% error"
-    assert mc_failures(cells) == []
-    assert mc_failures(cells, scale=1.0 + ERROR), "the negative control was not rejected"
 
 
 # --------------------------------------------------------------------------- brute force

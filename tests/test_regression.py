@@ -26,7 +26,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import sympy as sp
-from scipy import stats
+from mc_checks import check_agreement, mc_failures, z_critical
 
 from collapse.analysis.errors import CollapseError
 from collapse.analysis.regression import (
@@ -44,9 +44,6 @@ from collapse.analysis.vocabulary import REGRESSION, REGRESSION_METRICS, TEST_MS
 from collapse.analysis.workflows import Workflow
 from collapse.simulate.regression import fit_rows, simulate_regression
 
-FAMILY_ALPHA = 1e-3
-ERROR = 0.05  # the relative error every Monte Carlo check must detect
-POWER = 0.99
 WHOLE_RULES = [f"real={real},synthetic={synthetic}"
                for real in ("none", "original", "fresh")
                for synthetic in ("latest", "window:2", "window:3", "all")]
@@ -60,36 +57,6 @@ def w(spec: str) -> Workflow:
 
 
 # --------------------------------------------------------------------------- statistics
-
-
-def z_critical(checks: int) -> float:
-    return float(stats.norm.isf(FAMILY_ALPHA / (2 * checks)))
-
-
-def mc_failures(cells: list[tuple[str, np.ndarray, float]], scale: float = 1.0) -> list[str]:
-    """Cells ``(label, sample, theory)`` whose mean differs from ``scale * theory``."""
-    crit = z_critical(len(cells))
-    bad = []
-    for label, sample, theory in cells:
-        se = sample.std(ddof=1) / math.sqrt(sample.size)
-        z = (sample.mean() - scale * theory) / se
-        if abs(z) > crit:
-            bad.append(f"{label}: mean {sample.mean():.6g} vs {scale * theory:.6g} (z = {z:.2f})")
-    return bad
-
-
-def assert_power(cells: list[tuple[str, np.ndarray, float]]) -> None:
-    crit = z_critical(len(cells))
-    for label, sample, theory in cells:
-        se = sample.std(ddof=1) / math.sqrt(sample.size)
-        power = stats.norm.cdf(ERROR * abs(theory) / se - crit)
-        assert power >= POWER, f"{label}: power {power:.3f} against a 5% error"
-
-
-def check_agreement(cells: list[tuple[str, np.ndarray, float]]) -> None:
-    assert_power(cells)
-    assert mc_failures(cells) == []
-    assert mc_failures(cells, scale=1.0 + ERROR), "the negative control was not rejected"
 
 
 # --------------------------------------------------------------------------- names
