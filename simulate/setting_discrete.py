@@ -100,7 +100,7 @@ class DiscreteSetting(Setting):
     metrics = DISCRETE_METRICS
     help = "empirical frequencies of a discrete distribution (categories die out)"
     binary_metrics = (COLLAPSED,)
-    bound_attained = (GINI_DIVERSITY, ENTROPY, TV_DISTANCE)
+    bound_attained = (GINI_DIVERSITY, ENTROPY, SURVIVING_CATEGORIES, TV_DISTANCE)
 
     def theory(self, problem: Discrete, workflow: Workflow, iterations: int) -> Expectations:
         from collapse.analysis.discrete import discrete_theory
@@ -169,6 +169,13 @@ class DiscreteSetting(Setting):
         # collapsed is an indicator (exact binomial test): no shape rule applies to it
         return {GINI_DIVERSITY: 0.0, ENTROPY: 0.0, SURVIVING_CATEGORIES: 1.0,
                 TV_DISTANCE: 0.0, COLLAPSED: None}
+
+    def upper_bounds(self, problem: Discrete) -> dict[str, float | None]:
+        # every replicate collapsed sits at the lower bounds: compare tests such rows
+        # against these ranges (a uniform distribution over K categories is the top)
+        K = problem.categories
+        return {GINI_DIVERSITY: 1.0 - 1.0 / K, ENTROPY: math.log(K),
+                SURVIVING_CATEGORIES: float(K), TV_DISTANCE: 1.0}
 
 
 #: Iterations whose dynamic-programme cost is summed exactly; later ones are extrapolated.

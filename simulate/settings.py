@@ -64,7 +64,8 @@ class Setting:
         Metrics whose every replicate is 0 or 1 (an indicator: its mean estimates a
         probability); ``compare`` tests them by the exact binomial test.
     bound_attained : tuple of str
-        Metrics that reach their lower bound 0 as a value (not by float underflow).
+        Metrics that reach their lower bound as a value (exact zeros are then not float
+        underflow).
     """
 
     name: str = ""
@@ -86,6 +87,9 @@ class Setting:
     def lower_bounds(self, problem: Problem) -> dict[str, float | None]:
         return {}
 
+    def upper_bounds(self, problem: Problem) -> dict[str, float | None]:
+        return {}
+
     def simulation_notes(self, problem: Problem, workflow: Workflow,
                          samples: Mapping[str, np.ndarray]) -> tuple[str, ...]:
         """Notes on what the replicates of one workflow show (default: none)."""
@@ -94,7 +98,7 @@ class Setting:
     def compare_options(self, problem: Problem) -> dict:
         """Keyword arguments of :func:`collapse.simulate.stats.compare` for this setting."""
         return {"lower_bounds": self.lower_bounds(problem), "binary": self.binary_metrics,
-                "attained": self.bound_attained}
+                "attained": self.bound_attained, "upper_bounds": self.upper_bounds(problem)}
 
     def cost(self, problem: Problem, workflow: Workflow, command: str, iterations: int,
              replicates: int):

@@ -38,7 +38,9 @@ long tail and looks symmetric); the gamma value needs second moments only; the
 log-normal value is reliable when the logarithm is a sum of many independent terms
 and caps the others, so that light-tailed rows whose logarithm has a long left tail
 (``chi^2_1``) are not flagged.  Without a lower bound only the sample skewness is
-used.
+used; where some replicates sit exactly at ``L`` (a collapsed diversity: a mixture
+with an atom at the bound, like a rare event) the log-normal cap is not used, since
+the logarithms of the others say nothing about how rare the atom's complement is.
 
 Small samples.  The decision to test a row must not select the samples that give
 extreme ``T``: a sample that missed the long tail has too small a mean *and* too
@@ -68,6 +70,21 @@ Exact zeros.  Replicates at exactly 0 while the expectation is positive are take
 float underflow (a collapsed determinant) and the row is set aside, except for the
 metrics named in ``attained``, which reach their lower bound 0 as a value (the
 diversity of a distribution left with one category).
+
+Constant rows of a bounded metric.  A metric known to lie in ``[L, U]`` (``lower_bounds``
+and ``upper_bounds``) whose every replicate sits at ``L`` (every replicate of the
+discrete setting collapsed) says little about a small mean: its studentized mean does
+not exist, and reading the constant as the exact mean would reject a true theory with
+probability ``P(all R at L)``, large when the mean is near ``L`` (a mixture with an atom
+at ``L``).  Such a row is tested exactly instead: under any law on ``[L, U]`` with mean
+``mu``, ``P(X > L) >= (mu - L) / (U - L)`` (Markov), so
+
+    p = (1 - (mu - L) / (U - L))^R
+
+bounds the probability of the observed sample, and rejecting when ``p <= alpha`` has
+false-alarm probability at most ``alpha`` (equality for the two-point law on ``{L,
+U}``); likewise at ``U`` with ``(U - mu) / (U - L)``.  A theory outside ``[L, U]`` is
+rejected.  Its ``z`` is the normal equivalent of ``p``, signed like ``mean - mu``.
 
 Quantile rows.  Where a metric's mean cannot be tested at any feasible replicate
 count but its *law* is known, a theory metric named ``<metric>_q<PP>`` (for example
@@ -226,7 +243,9 @@ def summarize(samples: np.ndarray, lower: float | None = None) -> Summary:
             excess = xs.mean(axis=0) - lower / scale
             with np.errstate(divide="ignore", invalid="ignore"):
                 logs = np.log(np.where(xc - lower > 0, xc - lower, np.nan))
-            usable = np.isfinite(logs).sum(axis=0) >= 2
+            # replicates exactly at the bound (an atom: a collapsed diversity) make a
+            # mixture that no log-normal shape describes, however tight the rest
+            usable = (np.isfinite(logs).sum(axis=0) >= 2) & ~(xc == lower).any(axis=0)
             log_var = np.full(xc.shape[1], np.inf)
             if usable.any():
                 log_var[usable] = np.nanvar(logs[:, usable], axis=0, ddof=1)
@@ -421,6 +440,34 @@ def _binomial_test(ones: int, replicates: int, p: float) -> tuple[float, float]:
     return z, float(min(1.0, sps.binomtest(ones, replicates, p).pvalue))
 
 
+def bound_test(constant: float, theory: float, lower: float, upper: float,
+               replicates: int) -> tuple[float, float]:
+    """Exact test of a mean ``theory`` when all ``replicates`` sit at one bound.
+
+    ``constant`` is ``lower`` or ``upper`` of a metric known to lie in ``[lower,
+    upper]``.  Returns the normal equivalent of the p-value, signed like ``constant -
+    theory``, and the p-value ``(1 - (theory - lower) / (upper - lower))^R`` at the
+    lower bound (``(upper - theory) / (upper - lower)`` at the upper one), the largest
+    probability of the sample under any law on the range with mean ``theory`` (see
+    the module docstring); 0 for a theory outside the range.
+
+    Examples
+    --------
+    >>> z, p = bound_test(0.0, 0.25, 0.0, 0.5, 4)   # (1 - 1/2)^4 = 1/16
+    >>> round(z, 4), p                              # z: P(|N(0, 1)| > 1.8627) = 1/16
+    (-1.8627, 0.0625)
+    >>> bound_test(0.0, 0.6, 0.0, 0.5, 4)[1]   # no law on [0, 0.5] has mean 0.6
+    0.0
+    """
+    sign = -1.0 if constant < theory else 1.0
+    if not (lower <= theory <= upper) or not upper > lower:
+        return sign * math.inf, 0.0
+    share = (theory - lower if constant == lower else upper - theory) / (upper - lower)
+    p = math.exp(replicates * math.log1p(-share)) if share < 1.0 else 0.0
+    z = float(-special.ndtri(p / 2)) if 0.0 < p < 1.0 else (math.inf if p == 0.0 else 0.0)
+    return sign * z, p
+
+
 @functools.lru_cache(maxsize=64)
 def _binomial_tail_table(r: int, probability: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``pmf`` of Binomial(r, p), its values sorted, and their running sums."""
@@ -512,6 +559,7 @@ def compare(
     min_replicates: int | None = None,
     binary: Collection[str] = (),
     attained: Collection[str] = (),
+    upper_bounds: Mapping[str, float | None] | None = None,
 ) -> Comparison:
     """Compare exact expectations with Monte Carlo replicates.
 
@@ -537,6 +585,9 @@ def compare(
         the module docstring).
     attained : collection of str
         Metrics whose exact zeros are values, not underflow.
+    upper_bounds : {metric: float or None}
+        Known upper bound of each metric; with its lower bound, a row whose replicates
+        all sit at one bound is tested by :func:`bound_test`.
 
     Returns
     -------
@@ -561,6 +612,7 @@ def compare(
             "row's spread and skewness are too uncertain to show that its mean is near-normal, "
             "so no test could hold the stated false-alarm rate")
     lower_bounds = dict(lower_bounds or {})
+    upper_bounds = dict(upper_bounds or {})
     table = Table(COMPARE_COLUMNS)
     status: list[str] = []
     # Rows to test, grouped by replicate count (one Student reference per count).
@@ -601,6 +653,15 @@ def compare(
                     # have underflowed (a collapsed determinant or trace): not testable
                     table.append(setting, workflow, t + 1, metric, value, mean, sem, None, None, None)
                     status.append(UNDERFLOW)
+                    continue
+                bounds = (lower_bounds.get(metric), upper_bounds.get(metric))
+                if (None not in bounds and mean in bounds and mean != value
+                        and bool((x[:, t] == mean).all())):
+                    table.append(setting, workflow, t + 1, metric, value, mean, sem, None, None,
+                                 None)
+                    status.append(TESTED)
+                    z, p = bound_test(mean, value, *bounds, s.replicates)
+                    exact_rows.append((len(table.rows) - 1, z, p))
                     continue
                 upper = float(s.skew_of_mean[t])
                 # Non-finite or constant samples are decided exactly by _p_values.

@@ -159,3 +159,57 @@ def test_summary_of_collapsed_tiny_values_does_not_underflow():
     assert np.allclose(tiny.sem, big.sem * 1e-170, rtol=1e-12)
     assert np.allclose(tiny.skew_of_mean, big.skew_of_mean, rtol=1e-9)
     assert (tiny.sem > 0).all()
+
+
+def _atom_case(seed, mean, reps=2000, iters=30, top=0.5):
+    """The law that makes 'every replicate at the bound' likeliest for its mean: the two
+    points {0, top} with P(top) = mean / top."""
+    rng = np.random.default_rng(seed)
+    x = np.where(rng.random((reps, iters)) < mean / top, top, 0.0)
+    return {"replace": {"d": (mean,) * iters}}, {"replace": {"d": x}}
+
+
+def test_rows_constant_at_a_bound_are_tested_by_the_range():
+    # mean 1e-4 on [0, 0.5]: all 2000 replicates at 0 with probability (1 - 2e-4)^2000
+    # = 0.67, written out here; read as an exact mean that constant would be rejected
+    p_all_zero = (1 - 1e-4 / 0.5) ** 2000
+    theory = {"replace": {"d": (1e-4,)}}
+    samples = {"replace": {"d": np.zeros((2000, 1))}}
+    options = {"lower_bounds": {"d": 0.0}, "attained": ("d",)}
+    result = compare("toy", theory, samples, upper_bounds={"d": 0.5}, **options)
+    assert result.status == [TESTED] and result.consistent
+    assert result.table.rows[0][8] == pytest.approx(p_all_zero, rel=1e-12)
+    # negative controls: without the range the constant reads as the exact mean (and
+    # is rejected); with it, a mean far from the bound cannot give such a sample
+    assert not compare("toy", theory, samples, **options).consistent
+    far = {"replace": {"d": (0.01,)}}  # (1 - 0.02)^2000 = 3e-18
+    assert not compare("toy", far, samples, upper_bounds={"d": 0.5}, **options).consistent
+    beyond = {"replace": {"d": (0.6,)}}  # no law on [0, 0.5] has mean 0.6
+    assert not compare("toy", beyond, samples, upper_bounds={"d": 0.5}, **options).consistent
+
+
+def test_the_range_rule_holds_its_false_alarm_rate_at_its_worst_case():
+    # The two-point law attains the bound: at mean 2.3e-3 on [0, 0.5], P(all 2000 at 0)
+    # = (1 - 4.6e-3)^2000 = 1.0e-4 < alpha = 0.01, so such a row is rejected exactly
+    # when it happens.  Over 30 rows x 300 calls the rows that are constant number
+    # Binomial(9000, 1e-4) (mean 0.9); every call stays consistent unless one is.
+    options = {"lower_bounds": {"d": 0.0}, "attained": ("d",), "upper_bounds": {"d": 0.5}}
+    mean = 2.3e-3
+    rate = (1 - mean / 0.5) ** 2000
+    alarms = constant_rows = 0
+    for seed in range(300):
+        theory, samples = _atom_case(seed, mean)
+        x = samples["replace"]["d"]
+        constant_rows += int((x == 0).all(axis=0).sum())
+        alarms += not compare("toy", theory, samples, alpha=0.01, **options).consistent
+    # each alarm needs a constant row; P(Binomial(9000, 1.0e-4) > 6) < 1e-4
+    assert alarms <= constant_rows <= 6
+    assert rate < 0.01
+    # the other rows are a rare event (about 9 replicates of 2000 above 0): heavy-tailed
+    # for the studentized mean, which at the two-point law raised 33 false alarms in
+    # these 300 calls when the tight logarithms of the nonzero replicates vouched for it
+    theory, samples = _atom_case(0, mean)
+    result = compare("toy", theory, samples, alpha=0.01, **options)
+    x = samples["replace"]["d"]
+    assert all(status == HEAVY for status, constant in
+               zip(result.status, (x == 0).all(axis=0)) if not constant)
