@@ -8,8 +8,8 @@ fresh real batch, the synthetic batches of the window) and whether it is a unifo
 random subset of them (stratified: of each part).
 
 Everything is done with *counts*: a batch is a multinomial count vector (for small
-batches each point placed by one uniform, :func:`inverse_cdf_counts`; otherwise one
-binomial per category, :func:`multinomial_counts`), a pool is the sum of its batches'
+batches each point placed by one uniform, :func:`inverse_cdf_counts`; otherwise
+numpy's multinomial sampler, one binomial per category), a pool is the sum of its batches'
 counts, and a uniform ``m``-subset of a pool with counts ``c`` has the
 multivariate hypergeometric law, drawn category by category as
 ``s_k ~ Hypergeom(c_k, N_k - c_k, m_k)`` with ``N_k``, ``m_k`` what is left of the pool
@@ -20,7 +20,8 @@ An iteration costs ``O(K)`` per replicate whatever ``n``.
 Metrics per replicate and model (names from :mod:`collapse.analysis.vocabulary`):
 ``gini_diversity`` ``1 - sum_i f_i^2``; ``entropy`` ``-sum_{f_i > 0} f_i log f_i``
 (nats); ``surviving_categories`` ``#{f_i > 0}``; ``tv_distance`` ``(1/2) sum_i |f_i -
-p0_i|``; ``collapsed`` 1 when one category is left.  Never NaN.
+p0_i|``; ``collapsed`` 1 when one category is left.  Never NaN.  They are computed a
+tile of iterations at a time (:mod:`collapse.simulate.discrete_metrics`).
 
 Absorption.  Without real data after model 1 (``real=none``), once every category but
 one has left a replicate's pool, every later model equals it: its remaining iterations
@@ -34,6 +35,8 @@ then its fresh real batches, in iteration order) from ``generator(seed, REAL, b)
 its subsets and synthetic batches from ``generator(seed, PROCESS, b)``, in iteration
 order with the same calls every iteration, so the first ``t`` iterations never depend
 on ``iterations``, and results do not depend on the chunk size or the thread count.
+A block holds up to :data:`MAX_BLOCK` replicates: the samplers cost several
+microseconds a call, one call per block and iteration.
 
 Examples
 --------
@@ -52,29 +55,22 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.special import entr
 
 from collapse.analysis.checks import check_int, check_seed
 from collapse.analysis.discrete import check_truth
 from collapse.analysis.errors import CollapseError
 from collapse.analysis.pooling import as_workflow
-from collapse.analysis.vocabulary import (
-    COLLAPSED,
-    DISCRETE_METRICS,
-    ENTROPY,
-    GINI_DIVERSITY,
-    SURVIVING_CATEGORIES,
-    TV_DISTANCE,
-)
+from collapse.analysis.vocabulary import DISCRETE_METRICS
 from collapse.analysis.workflows import Workflow
+from collapse.simulate.discrete_metrics import MetricTiles
 from collapse.simulate.streams import (
     PROCESS,
     REAL,
     Block,
-    block_size,
     blocks,
     chunks,
     generator,
+    power_of_two_at_most,
     run_chunks,
     thread_count,
 )
@@ -162,8 +158,9 @@ def inverse_cdf_counts(counts: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
 
 
 def _draw_batches(rngs: list[np.random.Generator], live: _Live, counts: np.ndarray,
-                  draws: int) -> np.ndarray:
-    """A batch of ``draws`` points from every live row's model (frequencies ``counts``).
+                  size: int, draws: int) -> np.ndarray:
+    """A batch of ``draws`` points from every live row's model (frequencies ``counts``,
+    each row of total ``size``).
 
     Small batches (``draws K <= 512``) place each point by one uniform, vectorised over
     every live row; larger ones use ``Generator.multinomial`` with one probability row
@@ -172,7 +169,7 @@ def _draw_batches(rngs: list[np.random.Generator], live: _Live, counts: np.ndarr
     if draws * counts.shape[1] <= 512:
         uniforms = _per_block(rngs, live, lambda rng, s: rng.random((s.stop - s.start, draws)))
         return inverse_cdf_counts(counts, uniforms)
-    probs = counts / counts.sum(axis=1)[:, None]
+    probs = counts / size
     return _per_block(rngs, live, lambda rng, s: rng.multinomial(draws, probs[s]))
 
 
@@ -220,89 +217,8 @@ class _Live:
 
 def _per_block(rngs: list[np.random.Generator], live: _Live, draw) -> np.ndarray:
     """``draw(rng, segment)`` for every block with live rows, concatenated in row order."""
-    return np.concatenate([draw(rngs[b], segment) for b, segment in live.segments()])
-
-
-class _Metrics:
-    """The five metric arrays ``(replicates, iterations)``, filled model by model.
-
-    Values go first into a tile of :data:`TILE` iterations laid out ``(iteration,
-    row)`` and reach the output one tile at a time: writing one column of a
-    ``(replicates, iterations)`` array per iteration touches a memory page per
-    replicate, which for long runs (``10^4`` iterations) cost more than the sampling.
-    The numbers are the same either way.
-    """
-
-    TILE = 64
-
-    def __init__(self, out: dict[str, np.ndarray], start: int, p0: np.ndarray,
-                 rows: int, iterations: int) -> None:
-        self.out, self.start, self.p0, self.iterations = out, start, p0, iterations
-        self.tile = {name: np.empty((self.TILE, rows)) for name in DISCRETE_METRICS}
-        self.first = 1  # the tile's first iteration
-        self.members = np.arange(rows)  # rows live at that iteration
-        # absorbed rows: from which iteration on, and their constant values (filled at the end)
-        self.absorb_start = np.full(rows, iterations + 1, dtype=np.int64)
-        self.absorb_values = {name: np.zeros(rows) for name in DISCRETE_METRICS}
-
-    def values(self, counts: np.ndarray, size: int | np.ndarray) -> dict[str, np.ndarray]:
-        f = counts / (size if np.ndim(size) == 0 else np.asarray(size)[:, None])
-        alive = np.count_nonzero(counts, axis=1)
-        return {
-            GINI_DIVERSITY: 1.0 - np.einsum("rk,rk->r", f, f),
-            ENTROPY: entr(f).sum(axis=1),
-            SURVIVING_CATEGORIES: alive.astype(np.float64),
-            TV_DISTANCE: 0.5 * np.abs(f - self.p0).sum(axis=1),
-            COLLAPSED: (alive == 1).astype(np.float64),
-        }
-
-    def put(self, t: int, rows: np.ndarray, counts: np.ndarray, size: int) -> None:
-        if t == self.first + self.TILE:
-            self.flush()
-            self.first, self.members = t, rows
-        for name, value in self.values(counts, size).items():
-            self.tile[name][t - self.first, rows] = value
-
-    def flush(self) -> None:
-        """Write the tile's iterations ``first .. min(first + TILE - 1, T)`` out."""
-        width = min(self.TILE, self.iterations - self.first + 1)
-        columns = slice(self.first - 1, self.first - 1 + width)
-        rows = self.absorb_start.size
-        dense = 4 * self.members.size >= rows
-        for name, tile in self.tile.items():
-            # a contiguous copy first: assigning the transposed view is ten times slower
-            if dense:
-                # most rows live: every row at once, without fancy indexing; the rows
-                # absorbed before this tile get garbage here, which finish() overwrites
-                self.out[name][self.start:self.start + rows, columns] = \
-                    np.ascontiguousarray(tile[:width].T)
-            else:
-                block = np.ascontiguousarray(tile[:width, self.members].T)
-                self.out[name][self.start + self.members, columns] = block
-
-    def absorbed(self, start: int, rows: np.ndarray, pool: np.ndarray) -> None:
-        """Models ``start..T`` all equal the one category left in each ``pool`` row.
-
-        Their values come from the same arithmetic as :meth:`put` (the frequency of the
-        survivor is exactly 1), so filling them in changes no bit.  They are written by
-        :meth:`finish`, in one masked pass over the chunk per metric: writing each
-        absorbed row's remaining columns as it is absorbed cost a third of a
-        replace-until-collapse run.
-        """
-        self.absorb_start[rows] = start
-        for name, value in self.values(pool, pool.sum(axis=1)).items():
-            self.absorb_values[name][rows] = value
-
-    def finish(self) -> None:
-        """Write the last tile, then every absorbed row's constant remaining iterations
-        (over whatever the tiles left there)."""
-        self.flush()
-        if not (self.absorb_start <= self.iterations).any():
-            return
-        rows = self.absorb_start.size
-        mask = np.arange(self.iterations)[None, :] >= (self.absorb_start - 1)[:, None]
-        for name, value in self.absorb_values.items():
-            np.copyto(self.out[name][self.start:self.start + rows], value[:, None], where=mask)
+    parts = [draw(rngs[b], segment) for b, segment in live.segments()]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def _chunk(config: _Config, part: list[Block], seed: int, out: dict[str, np.ndarray],
@@ -311,7 +227,8 @@ def _chunk(config: _Config, part: list[Block], seed: int, out: dict[str, np.ndar
     real_rngs = [generator(seed, REAL, block.index) for block in part]
     process = [generator(seed, PROCESS, block.index) for block in part]
     live = _Live(part)
-    metrics = _Metrics(out, start, p0, live.rows.size, T)
+    largest = rule.pool_size(n, T) if rule.subsample_size(n) is None else rule.subsample_size(n)
+    metrics = MetricTiles(out, start, p0, live.rows.size, T, max(largest, n))
     real = _per_block(real_rngs, live, lambda rng, s: rng.multinomial(n, p0, size=s.stop
                                                                       - s.start))
     m = rule.subsample_size(n)
@@ -344,7 +261,7 @@ def _chunk(config: _Config, part: list[Block], seed: int, out: dict[str, np.ndar
         if t == T:
             metrics.finish()
             return
-        batch = _draw_batches(process, live, model, n)
+        batch = _draw_batches(process, live, model, size, n)
         if rule.window is None:
             total = total + batch
         else:
@@ -353,7 +270,8 @@ def _chunk(config: _Config, part: list[Block], seed: int, out: dict[str, np.ndar
         if rule.real == "none":
             # a pool with one category left makes every later model equal to it
             following = total if rule.window is None else sum(window[1:], window[0])
-            done = np.count_nonzero(following, axis=1) == 1
+            # categories down the rows: counting along a short last axis costs more
+            done = np.count_nonzero(np.ascontiguousarray(following.T), axis=0) == 1
             if done.any():
                 metrics.absorbed(t + 1, live.rows[done], following[done])
                 keep = ~done
@@ -361,9 +279,18 @@ def _chunk(config: _Config, part: list[Block], seed: int, out: dict[str, np.ndar
                     metrics.finish()
                     return
                 live.keep(keep)
-                real, total = real[keep], total[keep]
-                window = [counts[keep] for counts in window]
+                # without real data, the real batch is never used again
+                if rule.window is None:
+                    total = total[keep]
+                else:
+                    window = [counts[keep] for counts in window]
 
+
+#: Most replicates in a block, and most bytes of state a block holds.  A replicate is a
+#: few count vectors, so blocks can be far larger than in the engines that keep points;
+#: every iteration calls numpy's samplers once per block, at several microseconds a
+#: call, which at 64 replicates a block cost more than the draws themselves.
+MAX_BLOCK, BLOCK_BYTES = 1024, 2**24
 
 #: numpy's hypergeometric sampler needs fewer good and fewer bad items than this.
 HYPERGEOMETRIC_LIMIT = 10**9
@@ -429,12 +356,14 @@ def _sizes(rule: Workflow, categories: int, replicates: int) -> tuple[int, int, 
 
     The block size depends on the problem only (it fixes the random streams); a chunk
     spreads the replicates over the worker threads.  A replicate holds a few count
-    vectors (real, pool, model, batch, subset) and the window's batches.
+    vectors (real, pool, model, batch, subset), the window's batches and its share of
+    the metrics' tile (:class:`MetricTiles`: at most one model's counts, or
+    ``TILE_BYTES`` for the whole chunk, which :func:`working_set` adds).
     """
     words = categories * (1 + (rule.window or 1)) + 5
-    size = block_size(words)
+    size = power_of_two_at_most(BLOCK_BYTES / (8 * words), MAX_BLOCK)
     chunk = max(size, -(-replicates // thread_count()))
-    return size, chunk, 8 * (words + 8 * categories)
+    return size, chunk, 8 * (words + 9 * categories)
 
 
 def working_set(workflow: Workflow | str, *, categories: int, iterations: int,
@@ -453,7 +382,7 @@ def working_set(workflow: Workflow | str, *, categories: int, iterations: int,
     _, chunk, per_replicate = _sizes(rule, categories, replicates)
     chunk = min(chunk, replicates)
     running = min(thread_count(), max(1, -(-replicates // chunk)))
-    return float(running * chunk * per_replicate)
+    return float(running * (chunk * per_replicate + MetricTiles.TILE_BYTES))
 
 
 def simulate_discrete(workflow: Workflow | str, *, categories: int, n: int, truth: Any,
@@ -499,7 +428,10 @@ def simulate_discrete(workflow: Workflow | str, *, categories: int, n: int, trut
     parts = blocks(replicates, size)
     if chunk_size is None:
         chunk_size = default_chunk
-    out = {name: np.empty((replicates, config.iterations)) for name in DISCRETE_METRICS}
+    # one allocation: large enough for huge pages, which halves the page faults of
+    # writing a long run out (they cost more than the arithmetic in small problems)
+    block = np.empty((len(DISCRETE_METRICS), replicates, config.iterations))
+    out = dict(zip(DISCRETE_METRICS, block))
 
     def work(part: list[Block]) -> None:
         _chunk(config, part, seed, out, part[0].start)

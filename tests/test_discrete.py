@@ -53,6 +53,7 @@ from collapse.analysis.vocabulary import (
 )
 from collapse.analysis.workflows import Workflow
 from collapse.simulate.discrete import (
+    MAX_BLOCK,
     inverse_cdf_counts,
     multivariate_hypergeometric,
     simulate_discrete,
@@ -513,15 +514,18 @@ def test_batch_sampler_has_the_multinomial_law(counts):
 @pytest.mark.parametrize("spec", ["replace", "accumulate-subsample", "fresh",
                                   "real=none,synthetic=window:2,size=3"])
 def test_first_iterations_do_not_depend_on_the_run_length_or_chunks(spec):
-    args = {"categories": 3, "n": 4, "truth": "zipf", "replicates": 150, "seed": 9}
+    # three blocks (the last one partial), so that chunks of one block differ from one
+    # chunk of all three; 70 iterations cross a tile boundary of the metrics
+    replicates = 2 * MAX_BLOCK + 150
+    args = {"categories": 3, "n": 4, "truth": "zipf", "replicates": replicates, "seed": 9}
     short = simulate_discrete(spec, iterations=5, **args)
-    long = simulate_discrete(spec, iterations=60, **args)
-    one_block = simulate_discrete(spec, iterations=5, chunk_size=1, **args)
-    all_blocks = simulate_discrete(spec, iterations=5, chunk_size=10**6, **args)
+    long = simulate_discrete(spec, iterations=70, **args)
+    one_block = simulate_discrete(spec, iterations=70, chunk_size=1, **args)
+    all_blocks = simulate_discrete(spec, iterations=70, chunk_size=10**6, **args)
     for name in DISCRETE_METRICS:
         assert np.array_equal(short[name], long[name][:, :5])
         assert np.array_equal(one_block[name], all_blocks[name])
-        assert np.array_equal(one_block[name], short[name])
+        assert np.array_equal(one_block[name], long[name])
 
 
 def test_absorbed_runs_are_filled_exactly():
