@@ -15,6 +15,12 @@ The claim under test: false-alarm rate <= alpha at every accepted replicate coun
 The full grid took about 23 minutes on a shared 2-core machine, most of it in the
 1000-replicate cells; ``--configs`` and ``--replicates`` run parts of it (for
 example ``--replicates 5 10 20 50 100`` took about 10 minutes).
+
+``--discrete`` measures the discrete setting instead, over runs long enough for most
+replicates to collapse (diversities exactly 0, rows constant at a bound), at 2,000
+replicates unless ``--replicates`` says otherwise:
+
+    nice python benchmarks/false_alarm.py --discrete --seeds 200
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import argparse
 import gc
 import time
 
-from collapse import Gaussian
+from collapse import Discrete, Gaussian
 from collapse.analysis.vocabulary import WORKFLOWS
 from collapse.simulate.calibration import CalibrationResult, calibrate
 from collapse.simulate.stats import MIN_REPLICATES
@@ -34,6 +40,14 @@ CONFIGS = [
     ("Gaussian, :math:`n = 100`, :math:`d = 10`", Gaussian(n=100, dim=10, sigma2=1.0)),
     ("Gaussian, :math:`n = 10`, :math:`d = 1` (heavy-tailed ``replace``)",
      Gaussian(n=10, dim=1, sigma2=1.0)),
+]
+#: (label, problem, iterations) of ``--discrete``: by the last iteration every one of
+#: 2,000 replicates under ``replace`` has collapsed with probability 0.65 (K = 2) and
+#: 0.88 (K = 10), so rows constant at the bound are common.
+DISCRETE_CONFIGS = [
+    ("discrete, :math:`K = 2`, :math:`n = 4`, 30 iterations", Discrete(categories=2, n=4), 30),
+    ("discrete, :math:`K = 10`, :math:`n = 10`, 100 iterations",
+     Discrete(categories=10, n=10), 100),
 ]
 REPLICATES = (5, 10, 20, 50, 100, 1000)
 ERRORS = (0.02, 0.05)
@@ -67,22 +81,31 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=1000)
     parser.add_argument("--alpha", type=float, default=0.01)
     parser.add_argument("--iterations", type=int, default=20)
-    parser.add_argument("--replicates", type=int, nargs="+", default=list(REPLICATES))
+    parser.add_argument("--replicates", type=int, nargs="+", default=None,
+                        help=f"replicate counts (default {' '.join(map(str, REPLICATES))}; "
+                             "2000 with --discrete)")
+    parser.add_argument("--discrete", action="store_true",
+                        help="measure the discrete configurations instead")
     parser.add_argument("--configs", type=int, nargs="+", default=list(range(len(CONFIGS))),
                         help="indices into CONFIGS (default all)")
     parser.add_argument("--rst", help="also write the table as an RST list-table to this file")
     args = parser.parse_args()
     gc.collect = lambda *a, **k: 0  # statsmodels collects garbage on every call
     seeds = range(args.first_seed, args.first_seed + args.seeds)
-    print(f"alpha = {args.alpha}, {args.iterations} iterations, seeds {seeds.start}.."
+    print(f"alpha = {args.alpha}, seeds {seeds.start}.."
           f"{seeds.stop - 1}, workflows {', '.join(WORKFLOWS)}; MIN_REPLICATES = "
           f"{MIN_REPLICATES}", flush=True)
+    if args.discrete:
+        runs = [(label, problem, iterations) for label, problem, iterations in DISCRETE_CONFIGS]
+        counts = args.replicates or [2000]
+    else:
+        runs = [(*CONFIGS[index], args.iterations) for index in args.configs]
+        counts = args.replicates or list(REPLICATES)
     cells = []
-    for index in args.configs:
-        label, problem = CONFIGS[index]
-        for reps in args.replicates:
+    for label, problem, iterations in runs:
+        for reps in counts:
             t0 = time.perf_counter()
-            cell = calibrate(problem, WORKFLOWS, iterations=args.iterations,
+            cell = calibrate(problem, WORKFLOWS, iterations=iterations,
                              replicates=reps, seeds=seeds, alpha=args.alpha, errors=ERRORS,
                              min_replicates=min(reps, MIN_REPLICATES))
             cells.append((label, cell))
