@@ -68,6 +68,12 @@ def term_sums(counts: np.ndarray, size, p0: np.ndarray,
     m)``; ``table`` is :func:`term_table` of that number, when it is one.  Counts above
     ``size`` (stale rows of a tile, see :class:`MetricTiles`) give finite garbage.
     """
+    # numpy adds the categories of a C-ordered array with several columns one after
+    # another, but those of a lone column, or of a column-major array, pairwise: one
+    # layout for every model, so that its bits do not depend on its company
+    counts = np.ascontiguousarray(counts)
+    if counts.shape[-1] == 1:
+        return term_sums(np.concatenate([counts, counts], axis=-1), size, p0, table)[..., :1, :]
     if table is not None:
         offsets = (int(size) + 1) * np.arange(p0.size)[:, None]
         return table.take(counts + offsets, axis=0, mode="clip").sum(axis=-3)
