@@ -328,7 +328,8 @@ def compare(problem: Problem, workflow: WorkflowLike = "all", iterations: int = 
                           engine=engine, chunk_size=chunk_size, checkpoint=checkpoint,
                           force=force)
     setting = setting_for(problem)
+    options = setting.compare_options(problem, expectations.workflows, iterations)
     statistics = stats.compare(setting.name, expectations.values, simulation.samples,
-                               alpha=alpha, **setting.compare_options(problem))
+                               alpha=alpha, **options)
     return ComparisonResult(theory=expectations, simulation=simulation, alpha=alpha,
                             statistics=statistics)

@@ -127,7 +127,7 @@ def calibrate(problem: Problem, workflows: WorkflowLike, *, iterations: int,
     exact = api.theory(problem, workflows, iterations, scale=theory_scale, force=True)
     wrong = {e: {w: {m: tuple(v * (1.0 + e) for v in values) for m, values in per.items()}
                  for w, per in exact.values.items()} for e in errors}
-    options = setting.compare_options(problem)
+    options = setting.compare_options(problem, exact.workflows, iterations)
     alarms = tested = 0
     rejections = {e: 0 for e in errors}
     seeds = list(seeds)

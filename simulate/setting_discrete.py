@@ -122,9 +122,11 @@ class DiscreteSetting(Setting):
 
     def simulation_notes(self, problem: Discrete, workflow: Workflow,
                          samples: Mapping[str, np.ndarray]) -> tuple[str, ...]:
-        # Without real data after model 1 total collapse is absorbing: every replicate
-        # gets there, and its iteration is the collapse time.
-        if workflow.real != "none" or COLLAPSED not in samples:
+        # Without real data after model 1, and with every model fitted on its whole
+        # pool, total collapse is absorbing: every replicate gets there, and its
+        # iteration is the collapse time.  A model fitted on a subset of the pool can
+        # have one category while the pool keeps several, and recover.
+        if not _collapse_absorbs(workflow, problem.n) or COLLAPSED not in samples:
             return ()
         found = simulated_collapse_time(samples[COLLAPSED])
         if found is None:
@@ -154,7 +156,8 @@ class DiscreteSetting(Setting):
 
         m = workflow.subsample_size(n)
         if m is None:
-            per_iteration = 1e-6 + 4e-8 * K * (1 + (workflow.window or 1) / 4)
+            # a window longer than the run holds only the batches the run makes
+            per_iteration = 1e-6 + 4e-8 * K * (1 + min(workflow.window or 1, T) / 4)
         elif m <= 2 * K:
             per_iteration = 1e-6 + 2e-8 * K * m
         else:
@@ -170,12 +173,26 @@ class DiscreteSetting(Setting):
         return {GINI_DIVERSITY: 0.0, ENTROPY: 0.0, SURVIVING_CATEGORIES: 1.0,
                 TV_DISTANCE: 0.0, COLLAPSED: None}
 
-    def upper_bounds(self, problem: Discrete) -> dict[str, float | None]:
-        # every replicate collapsed sits at the lower bounds: compare tests such rows
-        # against these ranges (a uniform distribution over K categories is the top)
-        K = problem.categories
-        return {GINI_DIVERSITY: 1.0 - 1.0 / K, ENTROPY: math.log(K),
-                SURVIVING_CATEGORIES: float(K), TV_DISTANCE: 1.0}
+    def upper_bounds(self, problem: Discrete, workflow: Workflow,
+                     iterations: int) -> dict[str, np.ndarray]:
+        # every replicate collapsed sits at the lower bounds, and with fewer points than
+        # categories every replicate can sit at the top (all points distinct): compare
+        # tests such rows against these ranges
+        from collapse.analysis.discrete import check_truth, metric_maxima
+
+        n, m = problem.n, workflow.subsample_size(problem.n)
+        support = int((check_truth(problem.truth, problem.categories) > 0).sum())
+        t = np.arange(1, iterations + 1)
+        sizes = [n] + [m if m is not None else workflow.pool_size(n, s) for s in t[1:]]
+        seen = n * t if workflow.real == "fresh" else np.full(iterations, n)
+        return metric_maxima(support, np.array(sizes, dtype=np.int64), seen)
+
+
+def _collapse_absorbs(workflow: Workflow, n: int) -> bool:
+    """Whether a model with one category makes every later model equal to it: no real
+    data after model 1, and every model fitted on its whole pool."""
+    m = workflow.subsample_size(n)
+    return workflow.real == "none" and (m is None or (workflow.window == 1 and m == n))
 
 
 #: Iterations whose dynamic-programme cost is summed exactly; later ones are extrapolated.
@@ -194,7 +211,7 @@ def _theory_seconds(problem: Discrete, workflow: Workflow, iterations: int) -> f
         p0 = np.asarray(problem.truth)
         levels, alive = len(np.unique(p0)), int((p0 > 0).sum())
     # the truth's diversity in 50 digits, and the 50-digit Gini recursion
-    seconds = 5e-6 * K + 5e-5 * T * (1 + (workflow.window or 0) / 50)
+    seconds = 5e-6 * K + 5e-5 * T * (1 + min(workflow.window or 0, T) / 50)
     if exact._dp_mode(workflow) is not None:
         shown = min(T, _COSTED_ITERATIONS)
         dp = exact._dp_cost(workflow, n, shown)

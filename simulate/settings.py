@@ -23,7 +23,7 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -87,7 +87,10 @@ class Setting:
     def lower_bounds(self, problem: Problem) -> dict[str, float | None]:
         return {}
 
-    def upper_bounds(self, problem: Problem) -> dict[str, float | None]:
+    def upper_bounds(self, problem: Problem, workflow: Workflow,
+                     iterations: int) -> dict[str, np.ndarray]:
+        """The largest value each metric can take at iterations ``1..T`` (default: none
+        known); ``compare`` tests rows whose replicates all sit at a bound exactly."""
         return {}
 
     def simulation_notes(self, problem: Problem, workflow: Workflow,
@@ -95,10 +98,13 @@ class Setting:
         """Notes on what the replicates of one workflow show (default: none)."""
         return ()
 
-    def compare_options(self, problem: Problem) -> dict:
-        """Keyword arguments of :func:`collapse.simulate.stats.compare` for this setting."""
+    def compare_options(self, problem: Problem, workflows: Sequence[Workflow] = (),
+                        iterations: int = 0) -> dict:
+        """Keyword arguments of :func:`collapse.simulate.stats.compare` for this setting
+        and the ``workflows`` compared over ``iterations``."""
+        upper = {w.label: self.upper_bounds(problem, w, iterations) for w in workflows}
         return {"lower_bounds": self.lower_bounds(problem), "binary": self.binary_metrics,
-                "attained": self.bound_attained, "upper_bounds": self.upper_bounds(problem)}
+                "attained": self.bound_attained, "upper_bounds": upper}
 
     def cost(self, problem: Problem, workflow: Workflow, command: str, iterations: int,
              replicates: int):

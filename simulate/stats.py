@@ -71,8 +71,9 @@ float underflow (a collapsed determinant) and the row is set aside, except for t
 metrics named in ``attained``, which reach their lower bound 0 as a value (the
 diversity of a distribution left with one category).
 
-Constant rows of a bounded metric.  A metric known to lie in ``[L, U]`` (``lower_bounds``
-and ``upper_bounds``) whose every replicate sits at ``L`` (every replicate of the
+Constant rows of a bounded metric.  A metric known to lie in ``[L, U]`` (``lower_bounds``,
+and ``upper_bounds`` per workflow and iteration) whose every replicate sits at ``L``
+(to a relative ``1e-12``: the metric's arithmetic may round it) (every replicate of the
 discrete setting collapsed) says little about a small mean: its studentized mean does
 not exist, and reading the constant as the exact mean would reject a true theory with
 probability ``P(all R at L)``, large when the mean is near ``L`` (a mixture with an atom
@@ -440,6 +441,23 @@ def _binomial_test(ones: int, replicates: int, p: float) -> tuple[float, float]:
     return z, float(min(1.0, sps.binomtest(ones, replicates, p).pvalue))
 
 
+def _upper_at(upper_bounds: Mapping, workflow: str, metric: str, t: int) -> float | None:
+    values = upper_bounds.get(workflow, {}).get(metric)
+    return None if values is None or t >= len(values) else float(values[t])
+
+
+def _bound_at(constant: float, lower: float | None, upper: float | None) -> float | None:
+    """The bound (``lower`` or ``upper``) that ``constant`` sits at, to a relative
+    ``1e-12`` (the metric's own arithmetic may round it differently), or ``None``."""
+    if lower is None or upper is None or not upper > lower:
+        return None
+    tolerance = 1e-12 * max(abs(lower), abs(upper), upper - lower)
+    for bound in (lower, upper):
+        if abs(constant - bound) <= tolerance:
+            return bound
+    return None
+
+
 def bound_test(constant: float, theory: float, lower: float, upper: float,
                replicates: int) -> tuple[float, float]:
     """Exact test of a mean ``theory`` when all ``replicates`` sit at one bound.
@@ -585,9 +603,9 @@ def compare(
         the module docstring).
     attained : collection of str
         Metrics whose exact zeros are values, not underflow.
-    upper_bounds : {metric: float or None}
-        Known upper bound of each metric; with its lower bound, a row whose replicates
-        all sit at one bound is tested by :func:`bound_test`.
+    upper_bounds : {workflow: {metric: values per iteration}}
+        The largest value each metric can take; with its lower bound, a row whose
+        replicates all sit at one bound is tested by :func:`bound_test`.
 
     Returns
     -------
@@ -654,13 +672,14 @@ def compare(
                     table.append(setting, workflow, t + 1, metric, value, mean, sem, None, None, None)
                     status.append(UNDERFLOW)
                     continue
-                bounds = (lower_bounds.get(metric), upper_bounds.get(metric))
-                if (None not in bounds and mean in bounds and mean != value
-                        and bool((x[:, t] == mean).all())):
+                bound = _bound_at(mean, lower_bounds.get(metric),
+                                  _upper_at(upper_bounds, workflow, metric, t))
+                if bound is not None and mean != value and bool((x[:, t] == mean).all()):
                     table.append(setting, workflow, t + 1, metric, value, mean, sem, None, None,
                                  None)
                     status.append(TESTED)
-                    z, p = bound_test(mean, value, *bounds, s.replicates)
+                    z, p = bound_test(bound, value, lower_bounds[metric],
+                                      _upper_at(upper_bounds, workflow, metric, t), s.replicates)
                     exact_rows.append((len(table.rows) - 1, z, p))
                     continue
                 upper = float(s.skew_of_mean[t])

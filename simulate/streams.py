@@ -44,6 +44,7 @@ True
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -147,12 +148,36 @@ def thread_count() -> int:
     return max(1, min(MAX_THREADS, cores, limit if limit is not None else cores))
 
 
+class Interrupted(Exception):
+    """Raised in a worker by :func:`check_interrupted` once its run was abandoned."""
+
+
+#: The abandon flag of the run a worker thread is computing for (see run_chunks).
+_WORKER = threading.local()
+
+
+def check_interrupted() -> None:
+    """Raise :class:`Interrupted` if the run this worker computes for was abandoned.
+
+    Engines call it once per iteration of their loops: when the calling thread stops
+    waiting (Ctrl-C, or an error in another chunk), the workers then stop within an
+    iteration instead of finishing their chunks first (a long chunk kept an
+    interrupted command alive for half a minute).  Cheap, and a no-op outside
+    worker threads.
+    """
+    flag = getattr(_WORKER, "abandoned", None)
+    if flag is not None and flag.is_set():
+        raise Interrupted
+
+
 def run_chunks(work: Callable[[list[Block]], None], parts: Sequence[list[Block]],
                threads: int | None = None) -> None:
     """Call ``work(chunk)`` for every chunk, in worker threads when there are several.
 
     ``work`` must write disjoint rows of its output; the result then does not depend
-    on the number of threads.
+    on the number of threads.  If waiting is interrupted, or a chunk fails, the other
+    workers are told to stop (:func:`check_interrupted`) and the exception propagates
+    once they have.
     """
     threads = thread_count() if threads is None else threads
     if threads == 1 or len(parts) <= 1:
@@ -161,7 +186,23 @@ def run_chunks(work: Callable[[list[Block]], None], parts: Sequence[list[Block]]
         return
     from threadpoolctl import threadpool_limits
 
+    abandoned = threading.Event()
+
+    def run(part: list[Block]) -> None:
+        _WORKER.abandoned = abandoned
+        try:
+            work(part)
+        finally:
+            _WORKER.abandoned = None
+
     with threadpool_limits(limits=1, user_api="blas"):
         with ThreadPoolExecutor(max_workers=min(threads, len(parts))) as executor:
-            for future in [executor.submit(work, part) for part in parts]:
-                future.result()
+            futures = [executor.submit(run, part) for part in parts]
+            try:
+                for future in futures:
+                    future.result()
+            except BaseException:
+                abandoned.set()
+                for future in futures:
+                    future.cancel()
+                raise

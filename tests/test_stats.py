@@ -176,16 +176,17 @@ def test_rows_constant_at_a_bound_are_tested_by_the_range():
     theory = {"replace": {"d": (1e-4,)}}
     samples = {"replace": {"d": np.zeros((2000, 1))}}
     options = {"lower_bounds": {"d": 0.0}, "attained": ("d",)}
-    result = compare("toy", theory, samples, upper_bounds={"d": 0.5}, **options)
+    top = {"replace": {"d": (0.5,)}}  # the largest value at each iteration
+    result = compare("toy", theory, samples, upper_bounds=top, **options)
     assert result.status == [TESTED] and result.consistent
     assert result.table.rows[0][8] == pytest.approx(p_all_zero, rel=1e-12)
     # negative controls: without the range the constant reads as the exact mean (and
     # is rejected); with it, a mean far from the bound cannot give such a sample
     assert not compare("toy", theory, samples, **options).consistent
     far = {"replace": {"d": (0.01,)}}  # (1 - 0.02)^2000 = 3e-18
-    assert not compare("toy", far, samples, upper_bounds={"d": 0.5}, **options).consistent
+    assert not compare("toy", far, samples, upper_bounds=top, **options).consistent
     beyond = {"replace": {"d": (0.6,)}}  # no law on [0, 0.5] has mean 0.6
-    assert not compare("toy", beyond, samples, upper_bounds={"d": 0.5}, **options).consistent
+    assert not compare("toy", beyond, samples, upper_bounds=top, **options).consistent
 
 
 def test_the_range_rule_holds_its_false_alarm_rate_at_its_worst_case():
@@ -193,7 +194,8 @@ def test_the_range_rule_holds_its_false_alarm_rate_at_its_worst_case():
     # = (1 - 4.6e-3)^2000 = 1.0e-4 < alpha = 0.01, so such a row is rejected exactly
     # when it happens.  Over 30 rows x 300 calls the rows that are constant number
     # Binomial(9000, 1e-4) (mean 0.9); every call stays consistent unless one is.
-    options = {"lower_bounds": {"d": 0.0}, "attained": ("d",), "upper_bounds": {"d": 0.5}}
+    options = {"lower_bounds": {"d": 0.0}, "attained": ("d",),
+               "upper_bounds": {"replace": {"d": (0.5,) * 30}}}
     mean = 2.3e-3
     rate = (1 - mean / 0.5) ** 2000
     alarms = constant_rows = 0
@@ -213,3 +215,26 @@ def test_the_range_rule_holds_its_false_alarm_rate_at_its_worst_case():
     x = samples["replace"]["d"]
     assert all(status == HEAVY for status, constant in
                zip(result.status, (x == 0).all(axis=0)) if not constant)
+
+
+def test_rows_constant_at_the_top_of_the_range_and_a_rounded_bound():
+    # every replicate has 3 distinct points of 3: at the top of [1, 3]; the expectation
+    # is 2.9994, so p = (1 - (3 - 2.9994) / 2)^1000 = 0.74, written out here
+    theory = {"replace": {"s": (2.9994,)}}
+    samples = {"replace": {"s": np.full((1000, 1), 3.0)}}
+    options = {"lower_bounds": {"s": 1.0}, "upper_bounds": {"replace": {"s": (3.0,)}}}
+    result = compare("toy", theory, samples, **options)
+    assert result.consistent and result.table.rows[0][8] == pytest.approx(
+        (1 - 0.0006 / 2) ** 1000, rel=1e-9)
+    # the metric's own arithmetic may round the top differently from its formula: an
+    # entropy of three equal terms -(1/3) log(1/3), one ulp below log 3
+    entropy = 0.0
+    for _ in range(3):
+        entropy += -(1 / 3) * math.log(1 / 3)
+    assert entropy != math.log(3)
+    near = {"replace": {"e": (entropy - 1e-4,)}}
+    rounded = {"replace": {"e": np.full((1000, 1), entropy)}}
+    options = {"lower_bounds": {"e": 0.0}, "upper_bounds": {"replace": {"e": (math.log(3),)}}}
+    assert compare("toy", near, rounded, **options).consistent
+    # negative control: no range given, the constant is read as the exact mean
+    assert not compare("toy", near, rounded, lower_bounds={"e": 0.0}).consistent
