@@ -30,11 +30,12 @@ at iteration ``t`` thus depends on its own history up to ``t`` only, which keeps
 invariance below, and a replace-until-collapse run costs the replicates' own collapse
 times rather than the slowest one's.
 
-Randomness (:mod:`collapse.simulate.streams`).  Block ``b`` draws its real counts (and
-then its fresh real batches, in iteration order) from ``generator(seed, REAL, b)`` and
-its subsets and synthetic batches from ``generator(seed, PROCESS, b)``, in iteration
-order with the same calls every iteration, so the first ``t`` iterations never depend
-on ``iterations``, and results do not depend on the chunk size or the thread count.
+Randomness (:mod:`collapse.simulate.streams`).  Block ``b`` draws its real counts from
+``generator(seed, REAL, b)``, the fresh real batches of ``real=fresh`` (in iteration
+order) from ``generator(seed, FRESH, b)``, and its subsets and synthetic batches from
+``generator(seed, PROCESS, b)``, in iteration order with the same calls every
+iteration, so the first ``t`` iterations never depend on ``iterations``, and results
+do not depend on the chunk size or the thread count.
 A block holds up to :data:`MAX_BLOCK` replicates: the samplers cost several
 microseconds a call, one call per block and iteration.
 
@@ -64,10 +65,12 @@ from collapse.analysis.vocabulary import DISCRETE_METRICS
 from collapse.analysis.workflows import Workflow
 from collapse.simulate.discrete_metrics import MetricTiles
 from collapse.simulate.streams import (
+    FRESH,
     PROCESS,
     REAL,
     Block,
     blocks,
+    check_interrupted,
     chunks,
     generator,
     power_of_two_at_most,
@@ -225,6 +228,7 @@ def _chunk(config: _Config, part: list[Block], seed: int, out: dict[str, np.ndar
            start: int) -> None:
     rule, n, p0, T = config.workflow, config.n, config.p0, config.iterations
     real_rngs = [generator(seed, REAL, block.index) for block in part]
+    fresh_rngs = [generator(seed, FRESH, block.index) for block in part]
     process = [generator(seed, PROCESS, block.index) for block in part]
     live = _Live(part)
     largest = rule.pool_size(n, T) if rule.subsample_size(n) is None else rule.subsample_size(n)
@@ -237,12 +241,13 @@ def _chunk(config: _Config, part: list[Block], seed: int, out: dict[str, np.ndar
     total = np.zeros_like(real)  # synthetic=all: the synthetic pool
     window: list[np.ndarray] = []  # synthetic=window:K: the newest batches
     for t in range(1, T + 1):
+        check_interrupted()
         if t >= 2:
             synthetic = total if rule.window is None else sum(window[1:], window[0])
             if rule.real == "original":
                 real_part = real
             elif rule.real == "fresh":
-                real_part = _per_block(real_rngs, live, lambda rng, s: rng.multinomial(
+                real_part = _per_block(fresh_rngs, live, lambda rng, s: rng.multinomial(
                     n, p0, size=s.stop - s.start))
             else:
                 real_part = None
@@ -291,14 +296,20 @@ def _chunk(config: _Config, part: list[Block], seed: int, out: dict[str, np.ndar
 #: every iteration calls numpy's samplers once per block, at several microseconds a
 #: call, which at 64 replicates a block cost more than the draws themselves.
 MAX_BLOCK, BLOCK_BYTES = 1024, 2**24
+#: Batches of a window that count towards the block size (whatever the window).
+WINDOW_WORDS = 64
+
+#: Most points a pool may hold: counts are 64-bit integers, with room for their sums.
+COUNT_LIMIT = 2**62
 
 #: numpy's hypergeometric sampler needs fewer good and fewer bad items than this.
 HYPERGEOMETRIC_LIMIT = 10**9
 
 
 def check_pool(workflow: Workflow | str, *, categories: int, n: int, iterations: int) -> None:
-    """Raise :class:`CollapseError` if a subset would be drawn from a pool too large for
-    numpy's hypergeometric sampler (``HYPERGEOMETRIC_LIMIT`` points).
+    """Raise :class:`CollapseError` if a pool would hold more than :data:`COUNT_LIMIT`
+    points, or a subset would be drawn from a pool too large for numpy's hypergeometric
+    sampler (``HYPERGEOMETRIC_LIMIT`` points).
 
     Only subsets of more than ``2 K`` points use it (smaller ones are drawn point by
     point, :func:`urn_subset`), and the pool of a rule that keeps every batch grows
@@ -313,6 +324,12 @@ def check_pool(workflow: Workflow | str, *, categories: int, n: int, iterations:
     """
     rule = as_workflow(workflow)
     m = rule.subsample_size(n)
+    per_point = max(1, rule.pool_size(1, iterations))  # a pool holds n times this many
+    if max(n * per_point, m or 0) > COUNT_LIMIT:
+        raise CollapseError(
+            f"n must be at most {COUNT_LIMIT // per_point} for Monte Carlo of {rule.label} "
+            f"over {iterations} iterations (got n={n}): a pool's counts are 64-bit "
+            f"integers; the exact theory has no such limit")
     if m is None:
         return
     strata = rule.stratified_counts(n)
@@ -351,7 +368,8 @@ def _check(workflow, categories, n, truth, iterations, replicates, seed, chunk_s
     return config, replicates, seed, chunk_size
 
 
-def _sizes(rule: Workflow, categories: int, replicates: int) -> tuple[int, int, int]:
+def _sizes(rule: Workflow, categories: int, replicates: int,
+           iterations: int | None = None) -> tuple[int, int, int]:
     """``(block size, default chunk size, bytes per replicate of a chunk)``.
 
     The block size depends on the problem only (it fixes the random streams); a chunk
@@ -360,18 +378,23 @@ def _sizes(rule: Workflow, categories: int, replicates: int) -> tuple[int, int, 
     the metrics' tile (:class:`MetricTiles`: at most one model's counts, or
     ``TILE_BYTES`` for the whole chunk, which :func:`working_set` adds).
     """
-    words = categories * (1 + (rule.window or 1)) + 5
+    # the block size may not depend on the run length (it fixes the streams), so a
+    # window counts for at most WINDOW_WORDS batches there; the memory held counts
+    # the batches a run of ``iterations`` really keeps (at most iterations - 1)
+    window = rule.window or 1
+    words = categories * (1 + min(window, WINDOW_WORDS)) + 5
     size = power_of_two_at_most(BLOCK_BYTES / (8 * words), MAX_BLOCK)
     chunk = max(size, -(-replicates // thread_count()))
-    return size, chunk, 8 * (words + 9 * categories)
+    held = window if iterations is None else min(window, max(1, iterations - 1))
+    return size, chunk, 8 * (categories * (1 + held) + 5 + 9 * categories)
 
 
 def working_set(workflow: Workflow | str, *, categories: int, iterations: int,
                 replicates: int) -> float:
     """Bytes the engine holds at once besides its output (every worker's chunk).
 
-    For the up-front estimate of :mod:`collapse.simulate.budget`; ``iterations`` is
-    accepted for symmetry with the other engines (the state does not grow with it).
+    For the up-front estimate of :mod:`collapse.simulate.budget`; a window longer than
+    the run holds only the batches the run makes.
 
     Examples
     --------
@@ -379,7 +402,7 @@ def working_set(workflow: Workflow | str, *, categories: int, iterations: int,
     True
     """
     rule = as_workflow(workflow)
-    _, chunk, per_replicate = _sizes(rule, categories, replicates)
+    _, chunk, per_replicate = _sizes(rule, categories, replicates, iterations)
     chunk = min(chunk, replicates)
     running = min(thread_count(), max(1, -(-replicates // chunk)))
     return float(running * (chunk * per_replicate + MetricTiles.TILE_BYTES))

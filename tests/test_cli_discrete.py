@@ -233,6 +233,11 @@ def test_api_and_cli_give_the_same_numbers_for_a_truth_vector(capsys):
     (["simulate", "discrete", "--truth", "inf,0"], "--truth"),
     (["theory", "discrete", "--categories", "inf"], "--categories"),
     (["theory", "discrete", "--n", "nan"], "--n"),
+    # pools beyond 64-bit counts (a numpy OverflowError traceback before)
+    (["simulate", "discrete", "--n", str(2**63), "--iterations", "3", "--replicates", "4"],
+     "--n"),
+    (["simulate", "discrete", "--n", str(2**61), "--workflow", "accumulate", "--iterations",
+      "4", "--replicates", "4"], "--n"),
 ])
 def test_bad_input_is_one_line_exit_2(argv, option):
     assert_one_line_refusal(argv, option)

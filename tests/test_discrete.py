@@ -30,12 +30,14 @@ import sympy as sp
 from mc_checks import FAMILY_ALPHA, check_agreement, z_critical
 from scipy import stats
 
+import collapse
 from collapse.analysis.discrete import (
     category_chain,
     check_truth,
     collapse_time,
     discrete_theory,
     gini_ratios,
+    metric_maxima,
 )
 from collapse.analysis.discrete_symbolic import H0, discrete_formula, discrete_limit
 from collapse.analysis.discrete_symbolic import n as N_SYM
@@ -58,6 +60,7 @@ from collapse.simulate.discrete import (
     multivariate_hypergeometric,
     simulate_discrete,
     urn_subset,
+    working_set,
 )
 
 
@@ -598,3 +601,76 @@ def test_tiny_exhaustive_consistency_of_itertools_compositions():
     # the brute force's enumerator is complete: stars and bars count
     for total, parts in itertools.product(range(5), range(1, 4)):
         assert len(list(compositions(total, parts))) == math.comb(total + parts - 1, parts - 1)
+
+
+# --------------------------------------------------------------------------- bounds
+
+
+@pytest.mark.parametrize("support, N, seen", [(3, 2, 2), (3, 5, 5), (4, 7, 3), (5, 5, 5),
+                                              (2, 6, 1)])
+def test_metric_maxima_are_the_largest_values_of_every_count_vector(support, N, seen):
+    # brute force: every count vector of N points over `support` categories with at most
+    # `seen` of them nonzero (generated points repeat the categories of real ones)
+    best = {GINI_DIVERSITY: 0.0, ENTROPY: 0.0, SURVIVING_CATEGORIES: 0.0}
+    for counts in compositions(N, support):
+        if sum(1 for c in counts if c > 0) > seen:
+            continue
+        f = [c / N for c in counts]
+        best[GINI_DIVERSITY] = max(best[GINI_DIVERSITY], 1 - sum(x * x for x in f))
+        best[ENTROPY] = max(best[ENTROPY], -sum(x * math.log(x) for x in f if x > 0))
+        best[SURVIVING_CATEGORIES] = max(best[SURVIVING_CATEGORIES],
+                                         float(sum(1 for c in counts if c > 0)))
+    got = metric_maxima(support, np.array([N]), np.array([seen]))
+    for name, value in best.items():
+        assert got[name][0] == pytest.approx(value, rel=1e-12, abs=1e-15), name
+
+
+@pytest.mark.parametrize("workflow, iterations", [("replace", 3), ("accumulate", 3),
+                                                  ("fresh", 4)])
+def test_compare_when_every_replicate_has_all_points_distinct(workflow, iterations):
+    # K = 5000 categories, n = 3: nearly every model has 3 (or, with accumulated real
+    # points, all its real points') distinct categories, so rows of surviving_categories,
+    # diversity and entropy are constant at their largest possible value while the
+    # expectation is just below it; read as exact means they rejected the true theory
+    problem = collapse.Discrete(categories=5000, n=3)
+    for seed in range(2):
+        result = collapse.compare(problem, workflow, iterations, 1000, seed)
+        assert result.consistent, result.summary()
+    # negative control: 5% more than the largest possible value cannot be right
+    assert not collapse.compare(problem, workflow, iterations, 1000, 0,
+                                theory_scale=1.05).consistent
+
+
+def test_the_collapse_time_note_only_where_collapse_is_absorbing():
+    problem = collapse.Discrete(categories=2, n=4)
+    absorbing = collapse.simulate(problem, "replace", 200, 500, 0)
+    assert any("expected time to total collapse" in note for note in absorbing.notes)
+    # a model fitted on a subset of the pool can lose a category the pool keeps and
+    # recover it: "collapsed" is then no absorbing state and its sum no collapse time
+    subset = collapse.simulate(problem, "real=none,synthetic=window:3,size=n", 200, 500, 0)
+    recovered = np.diff(subset.samples[subset.workflows[0].label][COLLAPSED], axis=1) < 0
+    assert recovered.any()
+    assert not any("expected time to total collapse" in note for note in subset.notes)
+
+
+def test_a_window_longer_than_the_run_costs_what_the_run_keeps():
+    # window:100000 over 3 iterations holds at most 2 batches, like synthetic=all; the
+    # up-front estimate once counted 100,000 and refused it as an 80 GB run
+    long_window = working_set("real=none,synthetic=window:100000", categories=100,
+                              iterations=3, replicates=1000)
+    everything = working_set("real=none,synthetic=all", categories=100, iterations=3,
+                             replicates=1000)
+    assert long_window <= 2 * everything < 1e8
+    problem = collapse.Discrete(categories=100, n=10)
+    run = collapse.simulate(problem, "real=none,synthetic=window:100000", 3, 1000, 0)
+    assert run.samples[run.workflows[0].label][GINI_DIVERSITY].shape == (1000, 3)
+
+
+def test_the_partition_chain_is_refused_by_the_memory_it_would_hold():
+    # 600 categories and n = 2: 180,300 compositions of 600 numbers each (3 GB and 80 s
+    # when only compositions were counted); now Monte Carlo only, with a note
+    theory = collapse.theory(collapse.Discrete(categories=600, n=2), "replace", 5)
+    assert COLLAPSED not in theory.values["replace"]
+    assert any("partition chain" in note for note in theory.notes)
+    # the famous case stays exact: K = 10, n = 10 (17.50 iterations to collapse)
+    assert collapse_time(categories=10, n=10, truth="uniform").exact is not None
