@@ -96,12 +96,9 @@ def _show(value: Any) -> str:
 
 def _scale(param: str, value: object) -> float:
     """A positive scale parameter whose powers stay inside float64."""
-    low, high = 10.0 ** -MAX_DECADES, 10.0 ** MAX_DECADES
-    number = check_real(param, value, low=0)
-    if not low <= number <= high:
-        raise CollapseError(f"{param} must be a number in [1e-{MAX_DECADES:g}, "
-                            f"1e{MAX_DECADES:g}] (got {number!r})")
-    return number
+    # one message for every refusal (0 and -1 included): the range itself
+    return check_real(param, value, low=10.0 ** -MAX_DECADES, high=10.0 ** MAX_DECADES,
+                      low_open=False)
 
 
 @dataclass(frozen=True)
@@ -266,7 +263,7 @@ class Regression(Problem):
     >>> Regression(sigma2=-1)
     Traceback (most recent call last):
     ...
-    collapse.analysis.errors.CollapseError: sigma2 must be a finite number > 0 (got -1.0)
+    collapse.analysis.errors.CollapseError: sigma2 must be a number in [1e-100, 1e+100] (got -1.0)
     """
 
     setting: ClassVar[str] = REGRESSION
