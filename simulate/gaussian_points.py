@@ -40,6 +40,7 @@ from collapse.simulate.gaussian_fit import (
     fit_points,
     sample_block,
 )
+from collapse.simulate.streams import check_interrupted
 
 #: Store the accumulate-subsample pool in float32 where that is harmless (pool_dtype).
 FLOAT32_POOL = True
@@ -104,6 +105,7 @@ def subsample_chunk(config: Config, real: np.ndarray, blocks: list[Block],
     offsets = np.arange(reps, dtype=np.intp)[:, None] * (T * n)
     index = np.empty((reps, n), dtype=np.intp)
     for t in range(2, T + 1):
+        check_interrupted()
         for block in blocks:
             sample_block(block, fit, n, out=pool[block.lo:block.hi, (t - 1) * n:t * n])
             index[block.lo:block.hi] = draw_subset(block.rng, block.hi - block.lo, t * n, n)
@@ -125,6 +127,7 @@ def points_chunk(config: Config, real: np.ndarray, blocks: list[Block],
         pool[:, :n] = real
     data = real
     for t in range(1, T + 1):
+        check_interrupted()
         fit = fit_points(data, config)
         record.put_fit(rows, t, fit)
         if t == T:
@@ -186,6 +189,7 @@ def rule_points_chunk(config: Config, real: np.ndarray, blocks: list[Block],
     counts = rule.stratified_counts(n)
     index = np.empty((reps, size), dtype=np.intp) if size is not None else None
     for t in range(2, T + 1):
+        check_interrupted()
         slot = (t - 2) % slots + 1  # S_{t-1}
         for block in blocks:
             sample_block(block, fit, n, out=store[block.lo:block.hi, slot * n:(slot + 1) * n])

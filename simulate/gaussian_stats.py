@@ -45,6 +45,7 @@ from collapse.simulate.gaussian_fit import (
     fit_points,
     inverse_terms,
 )
+from collapse.simulate.streams import check_interrupted
 
 
 @dataclass
@@ -113,6 +114,7 @@ def replace_chunk(config: Config, real: np.ndarray, blocks: list[Block],
     dead = ~np.isfinite(logdet)
     draws = _BatchDraws(real.shape[0], k, n - 1)
     for t in range(2, config.iterations + 1):
+        check_interrupted()
         draws.draw(blocks)
         mu = mu + np.einsum("rij,rj->ri", factor, draws.mean_noise) * (1.0 / math.sqrt(n))
         factor = np.matmul(factor, draws.bartlett)
@@ -138,6 +140,7 @@ def accumulate_chunk(config: Config, real: np.ndarray, blocks: list[Block],
     size = n
     draws = _BatchDraws(reps, k, n - 1)
     for t in range(2, config.iterations + 1):
+        check_interrupted()
         draws.draw(blocks)
         shift = np.einsum("rij,rj->ri", factor, draws.mean_noise) * (1.0 / math.sqrt(n))
         root = np.matmul(factor, draws.bartlett)
@@ -195,6 +198,7 @@ def rule_stats_chunk(config: Config, real: np.ndarray, blocks: list[Block],
     if rule.real == "original":
         means[:, 0], scatters[:, 0], counts[0] = reduced.mu, reduced.scatter, n
     for t in range(2, T + 1):
+        check_interrupted()
         draws.draw(blocks)  # the batch S_{t-1} drawn from model t - 1
         batch_mean = mean + np.einsum("rij,rj->ri", factor, draws.mean_noise) / math.sqrt(n)
         root = np.matmul(factor, draws.bartlett)

@@ -494,6 +494,7 @@ def _run_chunk(
     current = real
 
     for t in range(1, T + 1):
+        streams.check_interrupted()
         m = cfg.training_size(t)
         h = cfg.bandwidth_at(m)
         if cfg.workflow == REPLACE:
@@ -585,6 +586,7 @@ def _run_rule_chunk(
     sums: _PoolSums | None = None
 
     for t in range(1, T + 1):
+        streams.check_interrupted()
         m = cfg.training_size(t)
         h = cfg.bandwidth_at(m)
         stop = (1 + min(t - 1, slots)) * n

@@ -76,6 +76,7 @@ from collapse.simulate.streams import (
     Block,
     block_size,
     blocks,
+    check_interrupted,
     chunks,
     generator,
     run_chunks,
@@ -199,6 +200,7 @@ def _whole_chunk(config: _Config, part: list[Block], seed: int, out: np.ndarray,
     total = np.zeros_like(e0)  # sum of the synthetic deviations kept (synthetic=all)
     window: list[np.ndarray] = []  # the newest batches (synthetic=window:K)
     for t in range(1, T + 1):
+        check_interrupted()
         if t >= 2:
             if rule.window is None:
                 synthetic = total
@@ -377,6 +379,7 @@ def _subsample_chunk(config: _Config, part: list[Block], seed: int, out: np.ndar
     if rule.real == "original":
         store[:, :n] = real.y0
     for t in range(1, T + 1):
+        check_interrupted()
         if t >= 2:
             if rule.real == "fresh":
                 noise = _draw(real.rngs, part, lambda rng, size: rng.standard_normal((size, n)))
