@@ -231,11 +231,11 @@ def _chunk(config: _Config, part: list[Block], seed: int, out: dict[str, np.ndar
     fresh_rngs = [generator(seed, FRESH, block.index) for block in part]
     process = [generator(seed, PROCESS, block.index) for block in part]
     live = _Live(part)
-    largest = rule.pool_size(n, T) if rule.subsample_size(n) is None else rule.subsample_size(n)
-    metrics = MetricTiles(out, start, p0, live.rows.size, T, max(largest, n))
+    m = rule.subsample_size(n)
+    largest = max(n, rule.pool_size(n, T) if m is None else m)  # pool sizes never shrink
+    metrics = MetricTiles(out, start, p0, live.rows.size, T, largest)
     real = _per_block(real_rngs, live, lambda rng, s: rng.multinomial(n, p0, size=s.stop
                                                                       - s.start))
-    m = rule.subsample_size(n)
     strata = rule.stratified_counts(n)
     model, size = real, n
     total = np.zeros_like(real)  # synthetic=all: the synthetic pool

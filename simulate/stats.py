@@ -577,7 +577,7 @@ def compare(
     min_replicates: int | None = None,
     binary: Collection[str] = (),
     attained: Collection[str] = (),
-    upper_bounds: Mapping[str, float | None] | None = None,
+    upper_bounds: Mapping[str, Mapping[str, Sequence[float]]] | None = None,
 ) -> Comparison:
     """Compare exact expectations with Monte Carlo replicates.
 
@@ -672,14 +672,14 @@ def compare(
                     table.append(setting, workflow, t + 1, metric, value, mean, sem, None, None, None)
                     status.append(UNDERFLOW)
                     continue
-                bound = _bound_at(mean, lower_bounds.get(metric),
-                                  _upper_at(upper_bounds, workflow, metric, t))
+                bottom, top = lower_bounds.get(metric), _upper_at(upper_bounds, workflow,
+                                                                   metric, t)
+                bound = _bound_at(mean, bottom, top)
                 if bound is not None and mean != value and bool((x[:, t] == mean).all()):
                     table.append(setting, workflow, t + 1, metric, value, mean, sem, None, None,
                                  None)
                     status.append(TESTED)
-                    z, p = bound_test(bound, value, lower_bounds[metric],
-                                      _upper_at(upper_bounds, workflow, metric, t), s.replicates)
+                    z, p = bound_test(bound, value, bottom, top, s.replicates)
                     exact_rows.append((len(table.rows) - 1, z, p))
                     continue
                 upper = float(s.skew_of_mean[t])
